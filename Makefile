@@ -1,0 +1,116 @@
+# closepolicy — make | make check | make demo | make bench | make install PREFIX=/usr/local DESTDIR=
+# Variants: make check SAN=1 (AddressSanitizer + UndefinedBehaviorSanitizer, into build-san/)
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CC        ?= gcc
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(SAN),1)
+BUILD     ?= build-san
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT       ?= -O1
+else
+BUILD     ?= build
+SANFLAGS  :=
+OPT       ?= -O2
+endif
+
+WARN      := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
+             -Wformat=2 -Wundef -Wvla -Wcast-align -Wwrite-strings
+CFLAGS    ?= $(OPT) -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -DCP_VERSION='"$(VERSION)"' -I.
+
+# pkg-config first, plain names as the fallback (libcyaml does the same).
+YAML_CFLAGS   := $(shell $(PKG_CONFIG) --cflags yaml-0.1 2>/dev/null)
+YAML_LIBS     := $(or $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null),-lyaml)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(or $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null),-lcmocka)
+
+POLICY_SRC := $(wildcard policy/*.c)
+SHIM_SRC   := $(wildcard shim/*.c)
+CLI_SRC    := $(wildcard cli/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+ITEST_SRC  := $(wildcard tests/integration/itest_*.c)
+PROG_SRC   := $(wildcard tests/progs/*.c demo/*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+
+POLICY_OBJ     := $(POLICY_SRC:%.c=$(BUILD)/obj/%.o)
+POLICY_PIC_OBJ := $(POLICY_SRC:%.c=$(BUILD)/pic/%.o)
+SHIM_OBJ       := $(SHIM_SRC:%.c=$(BUILD)/pic/%.o)
+CLI_OBJ        := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+ITEST_BIN  := $(ITEST_SRC:tests/integration/%.c=$(BUILD)/tests/%)
+PROG_BIN   := $(foreach p,$(PROG_SRC),$(BUILD)/progs/$(basename $(notdir $(p))))
+BENCH_BIN  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+LIB := $(BUILD)/libclosepolicy.so
+CMD := $(BUILD)/closepolicy
+DEPS_OK := $(BUILD)/.deps-ok
+
+.PHONY: all check unit integration demo bench install uninstall clean deps
+all: $(LIB) $(CMD)
+
+# Missing libraries are named with their Debian package (and installed when we can).
+$(DEPS_OK): mk/deps.sh
+	@CC="$(CC)" sh mk/deps.sh
+	@mkdir -p $(@D) && touch $@
+deps: $(DEPS_OK)
+
+$(BUILD)/obj/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(YAML_CFLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/pic/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(YAML_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
+
+$(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-z,defs -o $@ $^ $(YAML_LIBS) -ldl -lpthread
+$(CMD): $(CLI_OBJ) $(POLICY_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_OBJ) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $< $(POLICY_OBJ) $(CMOCKA_LIBS) $(YAML_LIBS)
+$(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $^ $(CMOCKA_LIBS) -lpthread
+$(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
+$(BUILD)/progs/%: demo/%.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
+$(BUILD)/bench/%: bench/%.c $(POLICY_OBJ) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O2 -MMD -MP -o $@ $< $(POLICY_OBJ) $(YAML_LIBS) -lpthread
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
+	@BUILD=$(BUILD) SAN=$(SAN) sh tests/integration/run.sh $(ITEST_BIN)
+
+check: all unit integration
+	@echo "make check: all tests passed ($(BUILD))"
+
+demo: all $(PROG_BIN)
+	@BUILD=$(BUILD) sh demo/demo.sh
+
+bench: all $(BENCH_BIN) $(PROG_BIN)
+	@BUILD=$(BUILD) sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(CMD) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 man/closepolicy.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libclosepolicy.so $(DESTDIR)$(PREFIX)/bin/closepolicy \
+	      $(DESTDIR)$(PREFIX)/share/man/man1/closepolicy.1
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

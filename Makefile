@@ -86,8 +86,8 @@ $(BUILD)/bench/%: bench/%.c $(POLICY_OBJ) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O2 -MMD -MP -o $@ $< $(POLICY_OBJ) $(YAML_LIBS) -lpthread
 
-unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+unit: $(UNIT_BIN) $(CMD)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; BUILD=$(BUILD) $$t; done
 
 integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
 	@BUILD=$(BUILD) SAN=$(SAN) sh tests/integration/run.sh $(ITEST_BIN)

@@ -34,7 +34,7 @@ CLI_SRC    := $(wildcard cli/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 ITEST_SRC  := $(wildcard tests/integration/itest_*.c)
 PROG_SRC   := $(wildcard tests/progs/*.c demo/*.c)
-BENCH_SRC  := $(wildcard bench/*.c)
+BENCH_SRC  := $(filter-out bench/common.c,$(wildcard bench/*.c))
 
 POLICY_OBJ     := $(POLICY_SRC:%.c=$(BUILD)/obj/%.o)
 POLICY_PIC_OBJ := $(POLICY_SRC:%.c=$(BUILD)/pic/%.o)
@@ -82,9 +82,9 @@ $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
 $(BUILD)/progs/%: demo/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
-$(BUILD)/bench/%: bench/%.c $(POLICY_OBJ) | $(DEPS_OK)
+$(BUILD)/bench/%: bench/%.c bench/common.c $(POLICY_OBJ) | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -O2 -MMD -MP -o $@ $< $(POLICY_OBJ) $(YAML_LIBS) -lpthread
+	$(CC) $(ALL_CFLAGS) -O2 -MMD -MP -o $@ $< bench/common.c $(POLICY_OBJ) $(YAML_LIBS) -lpthread
 
 unit: $(UNIT_BIN) $(CMD)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; BUILD=$(BUILD) $$t; done

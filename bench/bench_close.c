@@ -1,0 +1,62 @@
+/* close() as the program sees it, per action: the time a server thread spends in close() of an
+ * accepted connection (nothing unread), bare and preloaded with each action, in the same run. */
+#include "bench/common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CONNECTIONS 3000
+
+static double measure_close(void)
+{
+	int listener = bench_listener();
+	double total = 0;
+	char c = 'x';
+	for (int i = 0; i < CONNECTIONS; i++) {
+		int client, server;
+		bench_tcp_pair(listener, &client, &server);
+		/* A reply in flight, as a server closes right after writing it. */
+		if (send(server, &c, 1, 0) != 1)
+			exit(1);
+		double t0 = bench_now_ns();
+		if (close(server) != 0)
+			exit(1);
+		total += bench_now_ns() - t0;
+		close(client);
+	}
+	close(listener);
+	return total / CONNECTIONS;
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const actions[] = {"passthrough", "graceful", "linger", "reset"};
+	if (argc == 3 && strcmp(argv[1], "--measure") == 0) {
+		bench_raise_nofile();
+		printf("%.3f\n", measure_close());
+		return 0;
+	}
+	double bare = 1e18, with[4] = {1e18, 1e18, 1e18, 1e18};
+	char yaml[4][256];
+	for (int a = 0; a < 4; a++)
+		snprintf(yaml[a], sizeof yaml[a], "version: 1\nlog: {level: warn}\nrules:\n"
+			 "  - {match: {role: server}, action: %s, linger: 5s}\n", actions[a]);
+	for (int round = 0; round < 5; round++) {
+		double b = bench_run_self(argv[0], 0, NULL, "--measure", "bare");
+		bare = b < bare ? b : bare;
+		for (int a = 0; a < 4; a++) {
+			const char *policy = bench_policy(yaml[a]);
+			double s = bench_run_self(argv[0], 1, policy, "--measure", actions[a]);
+			with[a] = s < with[a] ? s : with[a];
+			unlink(policy);
+		}
+	}
+	printf("close: bare close()                      %7.1f ns\n", bare);
+	for (int a = 0; a < 4; a++)
+		printf("close: action %-12s              %7.1f ns  ratio %.2fx\n", actions[a], with[a],
+		       with[a] / bare);
+	return 0;
+}

@@ -1,0 +1,157 @@
+/* An epoll server under load, bare and under a graceful policy, in the same run: clients
+ * connect, send a 64-byte request, read the reply until EOF (the server closes first, as an
+ * HTTP/1.0 server does) and close. Figure: connections per second, and the ratio. */
+#include "bench/common.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CLIENT_THREADS 4
+#define SECONDS 2.0
+#define REQUEST 64
+
+static void serve(int ready_fd)
+{
+	int listener = bench_listener();
+	struct sockaddr_in a;
+	socklen_t len = sizeof a;
+	getsockname(listener, (struct sockaddr *)&a, &len);
+	int port = ntohs(a.sin_port);
+	if (write(ready_fd, &port, sizeof port) != sizeof port)
+		exit(1);
+	close(ready_fd);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = listener};
+	epoll_ctl(ep, EPOLL_CTL_ADD, listener, &ev);
+	for (;;) {
+		struct epoll_event events[64];
+		int n = epoll_wait(ep, events, 64, -1);
+		for (int i = 0; i < n; i++) {
+			int fd = events[i].data.fd;
+			if (fd == listener) {
+				int c = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
+				if (c < 0)
+					continue;
+				struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
+				epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+				continue;
+			}
+			char buf[REQUEST];
+			ssize_t got = recv(fd, buf, sizeof buf, 0);
+			if (got < 0 && errno == EAGAIN)
+				continue;
+			if (got > 0 && send(fd, buf, (size_t)got, MSG_NOSIGNAL) < 0)
+				got = -1;
+			epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+			close(fd);
+		}
+	}
+}
+
+static int port;
+static volatile int running;
+
+static void *client(void *arg)
+{
+	long *done = arg;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	char req[REQUEST], buf[256];
+	memset(req, 'q', sizeof req);
+	while (running) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+			close(s);
+			continue;
+		}
+		size_t total = 0;
+		ssize_t got = send(s, req, sizeof req, MSG_NOSIGNAL);
+		while (got > 0 && (got = recv(s, buf, sizeof buf, 0)) > 0)
+			total += (size_t)got;
+		if (got == 0 && total == REQUEST)
+			++*done;
+		close(s);
+	}
+	return NULL;
+}
+
+static double run(int with_shim, const char *policy, const char *lib)
+{
+	int ready[2];
+	if (pipe(ready) != 0)
+		exit(1);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ready[0]);
+		if (with_shim) {
+			setenv("LD_PRELOAD", lib, 1);
+			setenv("CLOSEPOLICY_FILE", policy, 1);
+		}
+		char fd[16];
+		snprintf(fd, sizeof fd, "%d", ready[1]);
+		execl("/proc/self/exe", "bench_echo", "--serve", fd, (char *)NULL);
+		_exit(127);
+	}
+	close(ready[1]);
+	if (read(ready[0], &port, sizeof port) != sizeof port) {
+		fprintf(stderr, "bench_echo: server did not start\n");
+		exit(1);
+	}
+	close(ready[0]);
+	pthread_t threads[CLIENT_THREADS];
+	long done[CLIENT_THREADS] = {0};
+	running = 1;
+	double t0 = bench_now_ns();
+	for (int i = 0; i < CLIENT_THREADS; i++)
+		pthread_create(&threads[i], NULL, client, &done[i]);
+	struct timespec d = {.tv_sec = (time_t)SECONDS, .tv_nsec = 0};
+	nanosleep(&d, NULL); /* the measuring interval itself, not synchronisation */
+	running = 0;
+	long sum = 0;
+	for (int i = 0; i < CLIENT_THREADS; i++) {
+		pthread_join(threads[i], NULL);
+		sum += done[i];
+	}
+	double seconds = (bench_now_ns() - t0) / 1e9;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return (double)sum / seconds;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--serve") == 0) {
+		bench_raise_nofile();
+		serve(atoi(argv[2]));
+	}
+	char lib[PATH_MAX], path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/libclosepolicy.so", getenv("BUILD") ? getenv("BUILD") : "build");
+	if (!realpath(path, lib)) {
+		perror(path);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	const char *policy = bench_policy("version: 1\nlog: {level: warn}\nrules:\n"
+					  "  - {match: {role: server}, action: graceful}\n");
+	double bare = 0, shim = 0;
+	for (int round = 0; round < 3; round++) { /* interleaved, best of 3 */
+		double b = run(0, NULL, lib), s = run(1, policy, lib);
+		bare = b > bare ? b : bare;
+		shim = s > shim ? s : shim;
+	}
+	unlink(policy);
+	printf("echo server: bare %.0f conn/s, graceful policy %.0f conn/s, ratio %.3fx\n", bare, shim,
+	       shim / bare);
+	return 0;
+}

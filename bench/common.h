@@ -1,0 +1,17 @@
+/* Shared by the benchmarks: run this program again with or without the shim, and time things. */
+#ifndef CLOSEPOLICY_BENCH_COMMON_H
+#define CLOSEPOLICY_BENCH_COMMON_H
+#include <stdint.h>
+
+double bench_now_ns(void);
+/* Write a policy to a temporary file and return its path (static storage). */
+const char *bench_policy(const char *yaml);
+/* Run argv[0] again with extra arguments; with_shim preloads $BUILD/libclosepolicy.so with
+ * policy. The child's standard output (one number) is returned; exits on failure. */
+double bench_run_self(const char *self, int with_shim, const char *policy, const char *arg1,
+		      const char *arg2);
+/* A connected loopback TCP pair: *client connected, *server accepted. */
+void bench_tcp_pair(int listener, int *client, int *server);
+int bench_listener(void);
+void bench_raise_nofile(void);
+#endif

@@ -1,0 +1,92 @@
+/* A small TCP server that ends its connection the way it is told, for the demo and the tests.
+ *
+ *   demo_server [--read N] [--write BYTES] [--end HOW] [--linger0]
+ *
+ * Listens on 127.0.0.1 (an ephemeral port, printed on stdout as "PORT\n"), accepts one
+ * connection, reads N bytes of the request (default 5: the rest stays unread), writes BYTES
+ * (default 4 MB) and ends by HOW: close (default), exit, _exit, return, shutdown (shutdown
+ * SHUT_WR, then close). --linger0 sets SO_LINGER {1, 0} itself before closing. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(3);
+}
+
+static void write_all(int fd, size_t bytes)
+{
+	static char chunk[65536];
+	memset(chunk, 'r', sizeof chunk);
+	while (bytes > 0) {
+		size_t n = bytes < sizeof chunk ? bytes : sizeof chunk;
+		ssize_t put = send(fd, chunk, n, 0);
+		if (put <= 0)
+			die("demo_server: send");
+		bytes -= (size_t)put;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	size_t read_n = 5, write_n = 4u << 20;
+	const char *end = "close";
+	int linger0 = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--read") == 0 && i + 1 < argc)
+			read_n = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--write") == 0 && i + 1 < argc)
+			write_n = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--end") == 0 && i + 1 < argc)
+			end = argv[++i];
+		else if (strcmp(argv[i], "--linger0") == 0)
+			linger0 = 1;
+		else {
+			fprintf(stderr, "usage: demo_server [--read N] [--write BYTES] "
+					"[--end close|exit|_exit|return|shutdown] [--linger0]\n");
+			return 2;
+		}
+	}
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	int listener = socket(AF_INET, SOCK_STREAM, 0);
+	if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof a) != 0 || listen(listener, 8) != 0)
+		die("demo_server: listen");
+	getsockname(listener, (struct sockaddr *)&a, &len);
+	printf("%d\n", ntohs(a.sin_port));
+	fflush(stdout);
+	int c = accept(listener, NULL, NULL);
+	if (c < 0)
+		die("demo_server: accept");
+	close(listener);
+	char buf[4096];
+	size_t got = 0;
+	while (got < read_n) {
+		ssize_t n = recv(c, buf, read_n - got < sizeof buf ? read_n - got : sizeof buf, 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	write_all(c, write_n);
+	if (linger0) {
+		struct linger l = {1, 0};
+		setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+	}
+	if (strcmp(end, "exit") == 0)
+		exit(0);
+	if (strcmp(end, "_exit") == 0)
+		_exit(0);
+	if (strcmp(end, "return") == 0)
+		return 0;
+	if (strcmp(end, "shutdown") == 0)
+		shutdown(c, SHUT_WR);
+	if (close(c) != 0)
+		die("demo_server: close");
+	return 0;
+}

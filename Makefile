@@ -111,6 +111,19 @@ uninstall:
 	      $(DESTDIR)$(PREFIX)/share/man/man1/closepolicy.1
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# libFuzzer on the policy loader: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(YAML_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $^ $(YAML_LIBS)
+.PHONY: fuzz
+fuzz: build-fuzz/fuzz_policy
+	@mkdir -p build-fuzz/corpus
+	build-fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+		-dict=tests/fuzz/policy.dict -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus

@@ -225,6 +225,12 @@ void ld_check_keys(struct loader *L, const yaml_node_t *map, const char *where,
 		       const struct cp_key_set *keys)
 {
 	yaml_node_pair_t *start = map->data.mapping.pairs.start, *top = map->data.mapping.pairs.top;
+	/* Duplicate detection is quadratic: a map far larger than its valid keys is refused first. */
+	if ((size_t)(top - start) > 4 * keys->count) {
+		ld_fail(L, map, "%s: %zu keys, but only %zu are valid here (%s)", where,
+			(size_t)(top - start), keys->count, keys->list);
+		return;
+	}
 	for (yaml_node_pair_t *p = start; p < top; p++) {
 		yaml_node_t *k = yaml_document_get_node(L->doc, p->key);
 		if (k->type != YAML_SCALAR_NODE) {

@@ -209,6 +209,7 @@ static const struct error_case errors[] = {
 	{"not a map", "- a\n", 1, 1, "must be a map"},
 	{"a plain string", "hello\n", 1, 1, "must be a map"},
 	{"two documents", V "---\nversion: 1\n", 3, 1, "one YAML document"},
+	{"a huge map", V "log: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10, k: 11, l: 12, m: 13}\n", 2, 6, "13 keys, but only 3 are valid here"},
 	{"key not a name", V "[a]: 1\n", 2, 1, "a key must be a plain name"},
 };
 

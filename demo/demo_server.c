@@ -3,9 +3,9 @@
  *   demo_server [--read N] [--write BYTES] [--end HOW] [--linger0]
  *
  * Listens on 127.0.0.1 (an ephemeral port, printed on stdout as "PORT\n"), accepts one
- * connection, reads N bytes of the request (default 5: the rest stays unread), writes BYTES
+ * connection (--any: listens on every address), reads N bytes of the request (default 5: the rest stays unread), writes BYTES
  * (default 4 MB) and ends by HOW: close (default), exit, _exit, return, shutdown (shutdown
- * SHUT_WR, then close). --linger0 sets SO_LINGER {1, 0} itself before closing. */
+ * SHUT_WR, then close), hold (keep the connection open until killed). --linger0 sets SO_LINGER {1, 0} itself before closing. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -37,7 +37,7 @@ int main(int argc, char **argv)
 {
 	size_t read_n = 5, write_n = 4u << 20;
 	const char *end = "close";
-	int linger0 = 0;
+	int linger0 = 0, bind_any = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--read") == 0 && i + 1 < argc)
 			read_n = strtoul(argv[++i], NULL, 10);
@@ -45,15 +45,17 @@ int main(int argc, char **argv)
 			write_n = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--end") == 0 && i + 1 < argc)
 			end = argv[++i];
+		else if (strcmp(argv[i], "--any") == 0)
+			bind_any = 1;
 		else if (strcmp(argv[i], "--linger0") == 0)
 			linger0 = 1;
 		else {
 			fprintf(stderr, "usage: demo_server [--read N] [--write BYTES] "
-					"[--end close|exit|_exit|return|shutdown] [--linger0]\n");
+					"[--end close|exit|_exit|return|shutdown|hold] [--linger0]\n");
 			return 2;
 		}
 	}
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(bind_any ? INADDR_ANY : INADDR_LOOPBACK)};
 	socklen_t len = sizeof a;
 	int listener = socket(AF_INET, SOCK_STREAM, 0);
 	if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof a) != 0 || listen(listener, 8) != 0)
@@ -84,6 +86,9 @@ int main(int argc, char **argv)
 		_exit(0);
 	if (strcmp(end, "return") == 0)
 		return 0;
+	if (strcmp(end, "hold") == 0)
+		for (;;)
+			pause();
 	if (strcmp(end, "shutdown") == 0)
 		shutdown(c, SHUT_WR);
 	if (close(c) != 0)

@@ -1,0 +1,272 @@
+/* closepolicy — the close path (see close.h).
+ *
+ * Order matters everywhere here: the table entry is taken (atomic exchange) before anything
+ * else, so the number carries no state once the real close releases it; epoll registrations are
+ * deleted while the program's number still names the socket; the shim's own copy is taken
+ * before the program's number goes. */
+#include "shim/close.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+
+#include "shim/actions.h"
+#include "shim/config.h"
+#include "shim/drainer.h"
+#include "shim/events.h"
+#include "shim/fdtable.h"
+#include "shim/log.h"
+#include "shim/ownfd.h"
+#include "shim/real.h"
+#include "shim/sockinfo.h"
+
+/* The program's number goes: with close(), or not at all when the caller releases it. */
+struct release {
+	bool real;
+	int ret, err;
+};
+
+static void release_number(int fd, struct release *r)
+{
+	if (!r->real)
+		return;
+	r->ret = cp_real_close(fd);
+	r->err = r->ret < 0 ? errno : 0;
+}
+
+static void finish_sync_drain(int fd, struct cp_sock *s, uint64_t bytes, struct release *r)
+{
+	int err = 0;
+	uint64_t t0 = cp_now_ns();
+	const char *outcome = cp_drain_sync(fd, s->rule, &bytes, &err);
+	cp_event_drain(s, fd, bytes, outcome, (cp_now_ns() - t0) / 1000000u, err);
+	release_number(fd, r);
+	cp_sock_release(s);
+}
+
+/* Remove the program's epoll registrations of fd. False when one cannot be removed: it was made
+ * through another descriptor of the socket that is closed already (epoll keys on the number and
+ * the open file, so only the kernel's final release of the file removes it). */
+static bool forget_epoll(int fd, struct cp_sock *s)
+{
+	bool all = !s->epreg_overflow;
+	for (unsigned i = 0; i < s->n_epreg; i++) {
+		if (s->epreg[i].fd == fd)
+			cp_real_epoll_ctl(s->epreg[i].epfd, EPOLL_CTL_DEL, fd, NULL);
+		else
+			all = false;
+	}
+	s->n_epreg = 0;
+	return all;
+}
+
+static void graceful(int fd, struct cp_sock *s, struct release *r)
+{
+	int err = 0;
+	uint64_t bytes = 0;
+	if (atomic_load(&s->linger0)) /* the policy's graceful close wins over the program's RST */
+		cp_act_linger(fd, 0, 0);
+	if (!atomic_load(&s->shut_wr)) {
+		err = cp_act_shutdown_wr(fd);
+		if (err != 0 && err != ENOTCONN)
+			cp_event_error(fd, "shutdown(SHUT_WR) failed", err, "went on draining");
+		err = 0;
+	}
+	/* The peer already closed and nothing is left unread (or the connection is reset): nothing
+	 * to wait for, close at once. */
+	int got = cp_drain_discard(fd, &bytes, &err);
+	if (got != 0) {
+		cp_event_drain(s, fd, bytes, got > 0 ? "eof" : "reset", 0, err);
+		release_number(fd, r);
+		cp_sock_release(s);
+		return;
+	}
+	if (!cp_drain_reserve()) /* max_draining reached */
+		return finish_sync_drain(fd, s, bytes, r);
+	if (!forget_epoll(fd, s)) {
+		cp_drain_unreserve();
+		cp_event_error(fd, "an epoll registration of this socket was made through a descriptor "
+				   "closed earlier and cannot be removed",
+			       0, "drained before close returned");
+		return finish_sync_drain(fd, s, bytes, r);
+	}
+	int copy = cp_ownfd_dup_high(fd);
+	if (copy < 0) {
+		cp_drain_unreserve();
+		cp_event_error(fd, "no descriptor for a background drain", errno,
+			       "drained before close returned");
+		return finish_sync_drain(fd, s, bytes, r);
+	}
+	s->drain.bytes = bytes;
+	release_number(fd, r);
+	if (cp_drain_start(s, copy, fd) < 0) {
+		finish_sync_drain(copy, s, 0, &(struct release){ .real = false });
+		cp_ownfd_close(copy);
+		cp_drain_unreserve();
+	}
+}
+
+static const char *const UNREAD_RISK =
+	"data left unread: the kernel answers the close with RST and the peer may lose data it has "
+	"not read yet";
+
+/* The last descriptor of socket s in this process is going: decide and act. */
+static void close_socket(int fd, struct cp_sock *s, struct release *r)
+{
+	if (!cp_sock_unref_is_last(s)) { /* another descriptor still holds it: a plain close */
+		release_number(fd, r);
+		return;
+	}
+	/* Never connected (or listening), or not the socket we registered any more (closed by a
+	 * glibc-internal close we did not see, the number reused): nothing to do. */
+	if (s->kind != CP_KIND_TCP_CONN || (s->cookie != 0 && cp_info_cookie(fd) != s->cookie)) {
+		release_number(fd, r);
+		cp_sock_release(s);
+		return;
+	}
+
+	const struct cp_rule *rule = s->rule;
+	struct cp_close_facts c = { .fd = fd, .sock = s, .dry_run = cp_cfg.dry_run, .unsent = -1 };
+	c.action = rule ? rule->action : CP_ACTION_PASSTHROUGH;
+	if (c.action != CP_ACTION_PASSTHROUGH && cp_sock_maybe_shared(s)) {
+		/* issue 4 will count holders across processes; until then, never act under the feet
+		 * of a forked process that may hold the socket too */
+		c.action = CP_ACTION_PASSTHROUGH;
+		c.message = "possibly shared with a forked process: left alone";
+	}
+	c.unread = cp_info_unread(fd);
+	bool rst_by_kernel = c.dry_run || c.action == CP_ACTION_PASSTHROUGH || c.action == CP_ACTION_LINGER;
+	bool risk_unread = c.unread > 0 && rst_by_kernel;
+	bool risk_linger0 = atomic_load(&s->linger0) && (c.dry_run || c.action == CP_ACTION_PASSTHROUGH);
+	bool log_close = cp_log_enabled(rule != NULL ? CP_LEVEL_INFO : CP_LEVEL_DEBUG);
+
+	if (log_close || risk_unread || risk_linger0) {
+		if (!s->facts_known)
+			cp_info_facts(fd, &s->facts);
+		c.unsent = cp_info_unsent(fd);
+		if (s->born_ns != 0)
+			c.age_ms = (cp_now_ns() - s->born_ns) / 1000000u;
+	}
+	if (log_close) {
+		cp_info_summary(fd, &c.tcp);
+		cp_event_close(&c);
+	}
+	if (risk_unread)
+		cp_event_risk(&c, UNREAD_RISK);
+	if (risk_linger0)
+		cp_event_risk(&c, "SO_LINGER {on, 0} set by the program: the close sends RST");
+
+	int err = 0;
+	switch (c.dry_run ? CP_ACTION_PASSTHROUGH : c.action) {
+	case CP_ACTION_GRACEFUL:
+		graceful(fd, s, r);
+		return; /* graceful owns s from here */
+	case CP_ACTION_LINGER:
+		err = cp_act_linger(fd, 1, (int)rule->linger_s);
+		break;
+	case CP_ACTION_RESET:
+		err = cp_act_linger(fd, 1, 0);
+		break;
+	case CP_ACTION_PASSTHROUGH:
+		break;
+	}
+	if (err != 0)
+		cp_event_error(fd, "cannot set SO_LINGER", err, "closed without it");
+	release_number(fd, r);
+	cp_sock_release(s);
+}
+
+int cp_close(int fd)
+{
+	struct cp_sock *s = cp_fd_get(fd);
+	if (s == NULL) /* the hot path: not a socket the shim follows */
+		return cp_real_close(fd);
+	if (s == CP_SOCK_SHIM) { /* as without the shim: that number is not open for the program */
+		errno = EBADF;
+		return -1;
+	}
+	if (!cp_in_owner_process()) /* a vfork child: our memory, its descriptors */
+		return cp_real_close(fd);
+	int saved = errno;
+	s = cp_fd_take(fd);
+	if (s == NULL || s == CP_SOCK_SHIM) { /* lost a race with another close of the same number */
+		struct cp_sock *old;
+		if (s == CP_SOCK_SHIM)
+			cp_fd_put(fd, s, &old);
+		errno = EBADF;
+		return s == NULL ? cp_real_close(fd) : -1;
+	}
+	struct release r = { .real = true };
+	close_socket(fd, s, &r);
+	errno = r.ret < 0 ? r.err : saved;
+	return r.ret;
+}
+
+void cp_close_implicit(int fd, struct cp_sock *s)
+{
+	int saved = errno;
+	struct release r = { .real = false };
+	close_socket(fd, s, &r);
+	errno = saved;
+}
+
+/* close_range: the policy's work for each followed socket in the range, then the real
+ * close_range on the stretches between the shim's own descriptors. The stretch below a socket is
+ * closed before that socket is handled, so a drain copy it takes (possibly below it, when the
+ * program's numbers are above the shim's base) is never inside a stretch still to be closed. */
+struct range {
+	unsigned next, last;
+	int flags, ret, err;
+};
+
+static void close_stretch(struct range *rg, unsigned upto)
+{
+	if (upto < rg->next)
+		return;
+	if (cp_real_close_range(rg->next, upto, rg->flags) < 0 && rg->ret == 0) {
+		rg->ret = -1;
+		rg->err = errno;
+	}
+}
+
+static void range_entry(int fd, struct cp_sock *s, void *arg)
+{
+	struct range *rg = arg;
+	if ((unsigned)fd < rg->next)
+		return;
+	if (fd > 0)
+		close_stretch(rg, (unsigned)fd - 1);
+	if (s == CP_SOCK_SHIM) {
+		rg->next = (unsigned)fd + 1;
+		return;
+	}
+	rg->next = (unsigned)fd;
+	s = cp_fd_take(fd);
+	if (s != NULL && s != CP_SOCK_SHIM)
+		cp_close_implicit(fd, s);
+	else if (s == CP_SOCK_SHIM)
+		cp_fd_put(fd, s, &s);
+}
+
+int cp_close_range(unsigned int first, unsigned int last, int flags)
+{
+	if ((flags & CLOSE_RANGE_CLOEXEC) || first > last || !cp_in_owner_process())
+		return cp_real_close_range(first, last, flags);
+	int saved = errno;
+	struct range rg = { .next = first, .last = last, .flags = flags };
+	cp_fd_foreach(first, last, range_entry, &rg);
+	if (rg.next <= last && rg.next >= first)
+		close_stretch(&rg, last);
+	errno = rg.ret < 0 ? rg.err : saved;
+	return rg.ret;
+}
+
+void cp_closefrom(int lowfd)
+{
+	int saved = errno;
+	if (lowfd < 0)
+		lowfd = 0;
+	if (cp_close_range((unsigned)lowfd, ~0U, 0) < 0 && errno == ENOSYS)
+		cp_real_closefrom(lowfd); /* a kernel without close_range: glibc's fallback */
+	errno = saved;
+}

@@ -1,0 +1,16 @@
+/* closepolicy — what happens when the program lets go of a descriptor: close(), close_range(),
+ * closefrom(), and dup2/dup3 onto an open number. The policy's decision and its execution for
+ * one socket are in close_socket() in close.c: the one place to read "what does close() do". */
+#ifndef CLOSEPOLICY_CLOSE_H
+#define CLOSEPOLICY_CLOSE_H
+
+#include "shim/sock.h"
+
+int cp_close(int fd);
+int cp_close_range(unsigned int first, unsigned int last, int flags);
+void cp_closefrom(int lowfd);
+/* The entry of fd was taken by the caller, which releases the number itself right after
+ * (dup2/dup3 onto fd): do the policy's work except the real close. errno is preserved. */
+void cp_close_implicit(int fd, struct cp_sock *s);
+
+#endif

@@ -1,0 +1,23 @@
+/* closepolicy — the shim's configuration: the policy in force and who we are.
+ * Set once by cp_init_ensure() (the constructor, or the first wrapper that needs it). */
+#ifndef CLOSEPOLICY_CONFIG_H
+#define CLOSEPOLICY_CONFIG_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "policy/policy.h"
+
+struct cp_config {
+	const struct cp_policy *policy; /* never NULL after init: the file's, or the default */
+	struct cp_matcher matcher;
+	bool dry_run;                   /* policy dry_run, or CLOSEPOLICY_DRY_RUN */
+	char program[128];              /* basename of the executable */
+};
+extern struct cp_config cp_cfg;
+
+void cp_init_ensure(void);
+/* false in a vfork child (it shares our memory but not our descriptors): pass everything through */
+bool cp_in_owner_process(void);
+
+#endif

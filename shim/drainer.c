@@ -1,0 +1,342 @@
+/* closepolicy — the background drainer (see drainer.h).
+ *
+ * Hand-over is lock-free (a Treiber stack of pending sockets plus an eventfd to wake the thread),
+ * so close() never waits on the drainer. The thread alone owns the active list; it holds
+ * `active_lock` only while it works on the list (never while it sleeps in epoll_wait), and fork
+ * takes that lock so the child sees a consistent list to clean up. */
+#include "shim/drainer.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim/config.h"
+#include "shim/events.h"
+#include "shim/ownfd.h"
+#include "shim/real.h"
+
+#define IDLE_EXIT_MS 1000 /* the thread exits after this long with nothing to drain */
+#define MAX_EVENTS 64
+
+static _Atomic(struct cp_sock *) pending;
+static atomic_int running;         /* a drainer thread exists (or is being started) */
+static atomic_uint in_progress;    /* reserved places: background and synchronous drains */
+static atomic_int epfd = -1, evfd = -1;
+static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cp_drain *active;    /* the thread's list; guarded by active_lock */
+
+uint64_t cp_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct cp_sock *sock_of(struct cp_drain *d)
+{
+	return (struct cp_sock *)(void *)((char *)d - offsetof(struct cp_sock, drain));
+}
+
+int cp_drain_discard(int fd, uint64_t *bytes, int *err)
+{
+	for (;;) {
+		/* MSG_TRUNC on TCP discards without copying: no buffer needed */
+		ssize_t n = recv(fd, NULL, 1 << 30, MSG_DONTWAIT | MSG_TRUNC);
+		if (n > 0) {
+			*bytes += (uint64_t)n;
+			continue;
+		}
+		if (n == 0)
+			return 1;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		*err = errno;
+		return -1;
+	}
+}
+
+bool cp_drain_reserve(void)
+{
+	unsigned max = cp_cfg.policy ? cp_cfg.policy->max_draining : CP_DEFAULT_MAX_DRAINING;
+	unsigned n = atomic_load(&in_progress);
+	do {
+		if (n >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak(&in_progress, &n, n + 1));
+	return true;
+}
+
+void cp_drain_unreserve(void)
+{
+	atomic_fetch_sub(&in_progress, 1);
+}
+
+static int deadline_ms_left(const struct cp_drain *d, const struct cp_rule *r, uint64_t now,
+			    const char **outcome)
+{
+	uint64_t idle_end = d->last_ns + (uint64_t)r->drain_timeout_ms * 1000000u;
+	uint64_t max_end = d->start_ns + (uint64_t)r->drain_max_ms * 1000000u;
+	uint64_t end = idle_end < max_end ? idle_end : max_end;
+	if (outcome != NULL)
+		*outcome = max_end <= idle_end ? "max" : "idle";
+	if (end <= now)
+		return 0;
+	uint64_t ms = (end - now + 999999u) / 1000000u;
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err)
+{
+	struct cp_drain d = { .start_ns = cp_now_ns() };
+	d.last_ns = d.start_ns;
+	for (;;) {
+		uint64_t before = *bytes;
+		int r = cp_drain_discard(fd, bytes, err);
+		if (r > 0)
+			return "eof";
+		if (r < 0)
+			return "reset";
+		uint64_t now = cp_now_ns();
+		if (*bytes != before)
+			d.last_ns = now;
+		const char *outcome;
+		int left = deadline_ms_left(&d, rule, now, &outcome);
+		if (left == 0)
+			return outcome;
+		struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+		if (poll(&p, 1, left) < 0 && errno != EINTR) {
+			*err = errno;
+			return "reset";
+		}
+	}
+}
+
+/* ---- the thread ---- */
+
+static void finish(struct cp_drain *d, const char *outcome, int err, uint64_t now)
+{
+	struct cp_sock *s = sock_of(d);
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		active = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_DEL, d->fd, NULL);
+	cp_ownfd_close(d->fd);
+	cp_event_drain(s, d->prog_fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
+	cp_drain_unreserve();
+	cp_sock_release(s);
+}
+
+static void adopt_pending(uint64_t now)
+{
+	struct cp_sock *s = atomic_exchange(&pending, NULL);
+	while (s != NULL) {
+		struct cp_sock *next = s->link;
+		struct cp_drain *d = &s->drain;
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = d };
+		d->prev = NULL;
+		d->next = active;
+		if (active)
+			active->prev = d;
+		active = d;
+		if (cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_ADD, d->fd, &ev) < 0) {
+			int e = errno;
+			cp_event_error(d->prog_fd, "cannot watch a draining socket", e, "closed it now");
+			finish(d, "reset", e, now);
+		}
+		s = next;
+	}
+}
+
+static void on_readable(struct cp_drain *d, uint64_t now)
+{
+	int err = 0;
+	uint64_t before = d->bytes;
+	int r = cp_drain_discard(d->fd, &d->bytes, &err);
+	if (d->bytes != before)
+		d->last_ns = now;
+	if (r > 0)
+		finish(d, "eof", 0, now);
+	else if (r < 0)
+		finish(d, "reset", err, now);
+}
+
+/* Finish what has run out of time; return the ms until the next deadline (-1: nothing active). */
+static int expire(uint64_t now)
+{
+	int next = -1;
+	for (struct cp_drain *d = active, *n; d != NULL; d = n) {
+		n = d->next;
+		const char *outcome;
+		int left = deadline_ms_left(d, sock_of(d)->rule, now, &outcome);
+		if (left == 0)
+			finish(d, outcome, 0, now);
+		else if (next < 0 || left < next)
+			next = left;
+	}
+	return next;
+}
+
+static void *drainer_main(void *arg)
+{
+	(void)arg;
+	struct epoll_event evs[MAX_EVENTS];
+	for (;;) {
+		pthread_mutex_lock(&active_lock);
+		uint64_t now = cp_now_ns();
+		adopt_pending(now);
+		int timeout = expire(now);
+		pthread_mutex_unlock(&active_lock);
+
+		int n = epoll_wait(atomic_load(&epfd), evs, MAX_EVENTS, timeout < 0 ? IDLE_EXIT_MS : timeout);
+
+		pthread_mutex_lock(&active_lock);
+		now = cp_now_ns();
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.ptr == NULL) { /* the eventfd: new work was handed over */
+				uint64_t v;
+				(void)read(atomic_load(&evfd), &v, sizeof v);
+			}
+		}
+		adopt_pending(now);
+		for (int i = 0; i < n; i++)
+			if (evs[i].data.ptr != NULL)
+				on_readable(evs[i].data.ptr, now);
+		bool idle = n == 0 && timeout < 0 && active == NULL;
+		if (idle) {
+			/* exit, unless a hand-over raced with the decision (it saw running == 1) */
+			atomic_store(&running, 0);
+			int expected = 0;
+			if (atomic_load(&pending) == NULL ||
+			    !atomic_compare_exchange_strong(&running, &expected, 1)) {
+				pthread_mutex_unlock(&active_lock);
+				return NULL;
+			}
+		}
+		pthread_mutex_unlock(&active_lock);
+	}
+}
+
+static int make_fds(void)
+{
+	if (atomic_load(&epfd) >= 0 && atomic_load(&evfd) >= 0)
+		return 0;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ep < 0 || ev < 0)
+		goto fail;
+	int ep_high = cp_ownfd_move_high(ep), ev_high = cp_ownfd_move_high(ev);
+	if (ep_high >= 0)
+		ep = ep_high;
+	else
+		cp_ownfd_mark(ep);
+	if (ev_high >= 0)
+		ev = ev_high;
+	else
+		cp_ownfd_mark(ev);
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = NULL };
+	if (cp_real_epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0)
+		goto fail;
+	int none = -1;
+	if (!atomic_compare_exchange_strong(&epfd, &none, ep))
+		goto fail; /* another thread made them first */
+	atomic_store(&evfd, ev);
+	return 0;
+fail:
+	if (ep >= 0)
+		cp_ownfd_close(ep);
+	if (ev >= 0)
+		cp_ownfd_close(ev);
+	return atomic_load(&epfd) >= 0 ? 0 : -1;
+}
+
+static int start_thread(void)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	/* the program's signal handlers must never run on the shim's thread */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	int rc = pthread_create(&t, &attr, drainer_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
+{
+	struct cp_drain *d = &s->drain;
+	d->fd = fd;
+	d->prog_fd = prog_fd;
+	d->start_ns = d->last_ns = cp_now_ns();
+	if (make_fds() < 0)
+		return -1;
+	int expected = 0;
+	if (atomic_load(&running) == 0 && atomic_compare_exchange_strong(&running, &expected, 1)) {
+		int rc = start_thread();
+		if (rc != 0) {
+			atomic_store(&running, 0);
+			cp_event_error(prog_fd, "cannot start the drainer thread", rc, "drained synchronously");
+			return -1;
+		}
+	}
+	struct cp_sock *head = atomic_load(&pending);
+	do
+		s->link = head;
+	while (!atomic_compare_exchange_weak(&pending, &head, s));
+	uint64_t one = 1;
+	/* the raw syscall: the shim's own writes never go through its wrappers */
+	(void)syscall(SYS_write, atomic_load(&evfd), &one, sizeof one);
+	return 0;
+}
+
+/* ---- fork ---- */
+
+void cp_drain_atfork_prepare(void)
+{
+	pthread_mutex_lock(&active_lock);
+}
+
+void cp_drain_atfork_parent(void)
+{
+	pthread_mutex_unlock(&active_lock);
+}
+
+void cp_drain_atfork_child(void)
+{
+	/* The child's copies would keep half-closed sockets alive until it exits: close them. The
+	 * sockets stay the parent's to finish. */
+	for (struct cp_drain *d = active, *n; d != NULL; d = n) {
+		n = d->next;
+		cp_ownfd_close(d->fd);
+	}
+	active = NULL;
+	for (struct cp_sock *s = atomic_exchange(&pending, NULL); s != NULL; s = s->link)
+		cp_ownfd_close(s->drain.fd);
+	/* the epoll set is the parent's open file: never touch it from here */
+	int ep = atomic_exchange(&epfd, -1), ev = atomic_exchange(&evfd, -1);
+	if (ep >= 0)
+		cp_ownfd_close(ep);
+	if (ev >= 0)
+		cp_ownfd_close(ev);
+	atomic_store(&running, 0);
+	atomic_store(&in_progress, 0);
+	pthread_mutex_unlock(&active_lock);
+}

@@ -1,0 +1,39 @@
+/* closepolicy — the graceful close's second half: read and throw away what the peer still sends
+ * until its EOF, `drain_timeout` of silence or `drain_max`, then close.
+ * One background thread, started on demand, serves every socket with one epoll set and exits
+ * when it has had nothing to do for a while (a permanent thread hangs programs whose main()
+ * calls pthread_exit). Past `max_draining`, the caller drains synchronously instead. */
+#ifndef CLOSEPOLICY_DRAINER_H
+#define CLOSEPOLICY_DRAINER_H
+
+#include <stdint.h>
+
+#include "shim/sock.h"
+
+/* Read and discard what is queued now, without waiting.
+ * Returns 1 at the peer's EOF, 0 when nothing more is there, -1 on an error (*err set). */
+int cp_drain_discard(int fd, uint64_t *bytes, int *err);
+
+/* Take a place among the `max_draining` (false: full, drain synchronously). */
+bool cp_drain_reserve(void);
+void cp_drain_unreserve(void);
+
+/* Hand a socket to the background drainer, with a reserved place. fd is the shim's own copy
+ * (cp_ownfd_dup_high); prog_fd the number the program closed (for the log); s->rule gives the
+ * timeouts. The drainer owns s and fd from now on. Returns 0, or -1 when no thread could be
+ * started (the caller still owns both and drains synchronously). */
+int cp_drain_start(struct cp_sock *s, int fd, int prog_fd);
+
+/* Drain fd in the calling thread (its write side already shut) within the rule's timeouts.
+ * Returns the outcome ("eof", "idle", "max", "reset"); *err is the errno of a failed read. */
+const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err);
+
+/* fork: the drainer thread does not exist in the child; its copies must not keep sockets open
+ * there, and the epoll set it inherits is the parent's. */
+void cp_drain_atfork_prepare(void);
+void cp_drain_atfork_parent(void);
+void cp_drain_atfork_child(void);
+
+uint64_t cp_now_ns(void);
+
+#endif

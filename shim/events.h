@@ -1,0 +1,36 @@
+/* closepolicy — the events of SPEC §4, each built from what the shim knows and written through
+ * the log writer. Each function checks the level itself and preserves errno. */
+#ifndef CLOSEPOLICY_EVENTS_H
+#define CLOSEPOLICY_EVENTS_H
+
+#include <stdint.h>
+
+#include "policy/policy.h"
+#include "shim/sock.h"
+#include "shim/sockinfo.h"
+
+void cp_event_policy_loaded(const struct cp_policy *p, bool dry_run);
+void cp_event_policy_error(const char *file, const char *message);
+
+/* The state of a socket at its close, gathered once and shared by close and risk events. */
+struct cp_close_facts {
+	int fd;
+	const struct cp_sock *sock;
+	enum cp_action action; /* taken, or that would be taken in dry run */
+	bool dry_run;
+	int unread, unsent;
+	uint64_t age_ms;
+	struct cp_tcp_summary tcp;
+	const char *message; /* NULL or why the action differs from the rule's */
+};
+void cp_event_close(const struct cp_close_facts *c);
+void cp_event_risk(const struct cp_close_facts *c, const char *message);
+
+/* outcome: "eof", "idle", "max", "reset", "exit" */
+void cp_event_drain(const struct cp_sock *s, int fd, uint64_t bytes, const char *outcome, uint64_t ms,
+		    int err);
+void cp_event_options(int fd, const struct cp_sock *s, const struct cp_sockopts *o, int err);
+/* The shim could not do something; `instead` says what it did. */
+void cp_event_error(int fd, const char *what, int err, const char *instead);
+
+#endif

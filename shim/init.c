@@ -1,0 +1,164 @@
+/* closepolicy — start-up: which policy, which log, who we are; and the fork handlers.
+ * Runs from the constructor, or earlier from the first wrapper that needs the policy (another
+ * library's constructor may open sockets before ours runs). */
+#include "shim/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shim/drainer.h"
+#include "shim/events.h"
+#include "shim/log.h"
+#include "shim/sock.h"
+
+struct cp_config cp_cfg;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pid_t owner_pid;
+
+static void find_program_name(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	const char *name = program_invocation_short_name;
+	if (n > 0) {
+		exe[n] = '\0';
+		const char *slash = strrchr(exe, '/');
+		name = slash ? slash + 1 : exe;
+	}
+	if (name == NULL)
+		name = "?";
+	size_t len = strlen(name);
+	if (len >= sizeof cp_cfg.program)
+		len = sizeof cp_cfg.program - 1;
+	memcpy(cp_cfg.program, name, len);
+	cp_cfg.program[len] = '\0';
+}
+
+/* The log settings of the policy, with CLOSEPOLICY_LOG / CLOSEPOLICY_FORMAT applied. */
+static void configure_log(const struct cp_policy *p)
+{
+	enum cp_log_target target = p->log.target;
+	const char *path = p->log.path;
+	enum cp_log_format format = p->log.format;
+	const char *bad_target = NULL, *bad_format = NULL;
+
+	const char *env = secure_getenv("CLOSEPOLICY_LOG");
+	if (env != NULL && *env != '\0') {
+		if (strcmp(env, "stderr") == 0)
+			target = CP_LOG_STDERR;
+		else if (strcmp(env, "syslog") == 0)
+			target = CP_LOG_SYSLOG;
+		else if (env[0] == '/')
+			target = CP_LOG_FILE, path = env;
+		else
+			bad_target = env;
+	}
+	env = secure_getenv("CLOSEPOLICY_FORMAT");
+	if (env != NULL && *env != '\0') {
+		if (strcmp(env, "text") == 0)
+			format = CP_FORMAT_TEXT;
+		else if (strcmp(env, "json") == 0)
+			format = CP_FORMAT_JSON;
+		else
+			bad_format = env;
+	}
+	if (cp_log_configure(target, path, format, p->log.level) < 0)
+		cp_event_error(-1, target == CP_LOG_SYSLOG ? "cannot open syslog (/dev/log)"
+							  : "cannot open the log file",
+			       errno, "logging to stderr");
+	if (bad_target)
+		cp_event_error(-1, "CLOSEPOLICY_LOG must be stderr, syslog or an absolute path", 0,
+			       "ignored it");
+	if (bad_format)
+		cp_event_error(-1, "CLOSEPOLICY_FORMAT must be text or json", 0, "ignored it");
+}
+
+static void after_fork_parent(void)
+{
+	cp_drain_atfork_parent();
+	cp_sock_atfork_after();
+	cp_fork_generation_bump();
+}
+
+static void after_fork_child(void)
+{
+	owner_pid = getpid();
+	cp_log_after_fork();
+	cp_drain_atfork_child();
+	cp_sock_atfork_after();
+	cp_fork_generation_bump();
+}
+
+static void before_fork(void)
+{
+	cp_sock_atfork_prepare();
+	cp_drain_atfork_prepare();
+}
+
+static void init_once(void)
+{
+	int saved = errno;
+	owner_pid = getpid();
+	find_program_name();
+	cp_log_set_program(cp_cfg.program);
+
+	const struct cp_policy *policy = cp_policy_default();
+	const char *file = secure_getenv("CLOSEPOLICY_FILE");
+	struct cp_diag *diag = NULL;
+	struct cp_policy *loaded = NULL;
+	if (file != NULL && *file != '\0') {
+		diag = calloc(1, sizeof *diag); /* large (about 10 KiB): not on a wrapper's stack */
+		if (diag != NULL)
+			loaded = cp_policy_load_file(file, diag);
+		if (loaded != NULL)
+			policy = loaded;
+	}
+	cp_cfg.policy = policy;
+	cp_cfg.dry_run = policy->dry_run;
+	const char *dry = secure_getenv("CLOSEPOLICY_DRY_RUN");
+	if (dry != NULL && *dry != '\0')
+		cp_cfg.dry_run = strcmp(dry, "0") != 0 && strcmp(dry, "false") != 0;
+	cp_matcher_init(&cp_cfg.matcher, policy, cp_cfg.program);
+	configure_log(policy);
+
+	if (file != NULL && *file != '\0' && loaded == NULL) {
+		/* one event per error; the program runs unchanged under the default policy */
+		if (diag == NULL) {
+			cp_event_policy_error(file, "out of memory loading the policy");
+		} else {
+			char msg[CP_DIAG_MSG + 300];
+			for (size_t i = 0; i < diag->count; i++) {
+				cp_diag_format(diag, i, msg, sizeof msg);
+				cp_event_policy_error(file, msg);
+			}
+			if (diag->truncated)
+				cp_event_policy_error(file, "more errors not shown");
+			if (diag->count == 0)
+				cp_event_policy_error(file, "the policy was rejected");
+		}
+	} else if (loaded != NULL) {
+		cp_event_policy_loaded(policy, cp_cfg.dry_run);
+	}
+	free(diag);
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+	errno = saved;
+}
+
+void cp_init_ensure(void)
+{
+	pthread_once(&once, init_once);
+}
+
+bool cp_in_owner_process(void)
+{
+	return getpid() == owner_pid;
+}
+
+__attribute__((constructor)) static void cp_constructor(void)
+{
+	cp_init_ensure();
+}

@@ -1,0 +1,147 @@
+/* closepolicy — resolving the real functions (see real.h).
+ * Each symbol has one atomic slot. Two threads racing on the first call both call dlsym and store
+ * the same pointer: harmless, and no lock means no deadlock when a wrapper runs inside dlsym's
+ * own allocations or inside another library's constructor. */
+#include "shim/real.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void *resolve(_Atomic(void *) *slot, const char *name)
+{
+	void *f = atomic_load_explicit(slot, memory_order_acquire);
+	if (f == NULL) {
+		f = dlsym(RTLD_NEXT, name);
+		if (f != NULL)
+			atomic_store_explicit(slot, f, memory_order_release);
+	}
+	return f;
+}
+
+#define SLOT(name) static _Atomic(void *) slot_##name
+#define REAL(name, type) ((type)resolve(&slot_##name, #name))
+
+SLOT(close);
+SLOT(shutdown);
+SLOT(socket);
+SLOT(accept);
+SLOT(accept4);
+SLOT(connect);
+SLOT(dup);
+SLOT(dup2);
+SLOT(dup3);
+SLOT(fcntl);
+SLOT(fcntl64);
+SLOT(close_range);
+SLOT(closefrom);
+SLOT(epoll_ctl);
+SLOT(setsockopt);
+
+int cp_real_close(int fd)
+{
+	int (*f)(int) = REAL(close, int (*)(int));
+	return f ? f(fd) : (int)syscall(SYS_close, fd);
+}
+
+int cp_real_shutdown(int fd, int how)
+{
+	int (*f)(int, int) = REAL(shutdown, int (*)(int, int));
+	return f ? f(fd, how) : (int)syscall(SYS_shutdown, fd, how);
+}
+
+int cp_real_socket(int domain, int type, int protocol)
+{
+	int (*f)(int, int, int) = REAL(socket, int (*)(int, int, int));
+	return f ? f(domain, type, protocol) : (int)syscall(SYS_socket, domain, type, protocol);
+}
+
+int cp_real_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	int (*f)(int, struct sockaddr *, socklen_t *) =
+		REAL(accept, int (*)(int, struct sockaddr *, socklen_t *));
+	return f ? f(fd, addr, len) : (int)syscall(SYS_accept4, fd, addr, len, 0);
+}
+
+int cp_real_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int (*f)(int, struct sockaddr *, socklen_t *, int) =
+		REAL(accept4, int (*)(int, struct sockaddr *, socklen_t *, int));
+	return f ? f(fd, addr, len, flags) : (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
+
+int cp_real_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int (*f)(int, const struct sockaddr *, socklen_t) =
+		REAL(connect, int (*)(int, const struct sockaddr *, socklen_t));
+	return f ? f(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
+}
+
+int cp_real_dup(int fd)
+{
+	int (*f)(int) = REAL(dup, int (*)(int));
+	return f ? f(fd) : (int)syscall(SYS_dup, fd);
+}
+
+int cp_real_dup2(int oldfd, int newfd)
+{
+	int (*f)(int, int) = REAL(dup2, int (*)(int, int));
+	if (f)
+		return f(oldfd, newfd);
+	if (oldfd == newfd) /* dup3 refuses equal numbers; dup2 checks validity and returns it */
+		return syscall(SYS_fcntl, oldfd, F_GETFD) < 0 ? -1 : newfd;
+	return (int)syscall(SYS_dup3, oldfd, newfd, 0);
+}
+
+int cp_real_dup3(int oldfd, int newfd, int flags)
+{
+	int (*f)(int, int, int) = REAL(dup3, int (*)(int, int, int));
+	return f ? f(oldfd, newfd, flags) : (int)syscall(SYS_dup3, oldfd, newfd, flags);
+}
+
+/* fcntl's third argument is passed as a pointer-sized value, exactly as glibc itself does. */
+int cp_real_fcntl(int fd, int cmd, void *arg)
+{
+	int (*f)(int, int, ...) = REAL(fcntl, int (*)(int, int, ...));
+	return f ? f(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
+
+int cp_real_fcntl64(int fd, int cmd, void *arg)
+{
+	int (*f)(int, int, ...) = REAL(fcntl64, int (*)(int, int, ...));
+	return f ? f(fd, cmd, arg) : cp_real_fcntl(fd, cmd, arg);
+}
+
+int cp_real_close_range(unsigned int first, unsigned int last, int flags)
+{
+	int (*f)(unsigned int, unsigned int, int) =
+		REAL(close_range, int (*)(unsigned int, unsigned int, int));
+	return f ? f(first, last, flags) : (int)syscall(SYS_close_range, first, last, flags);
+}
+
+void cp_real_closefrom(int lowfd)
+{
+	void (*f)(int) = REAL(closefrom, void (*)(int));
+	if (f)
+		f(lowfd);
+	else
+		(void)syscall(SYS_close_range, (unsigned int)lowfd, ~0U, 0);
+}
+
+int cp_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int (*f)(int, int, int, struct epoll_event *) =
+		REAL(epoll_ctl, int (*)(int, int, int, struct epoll_event *));
+	return f ? f(epfd, op, fd, ev) : (int)syscall(SYS_epoll_ctl, epfd, op, fd, ev);
+}
+
+int cp_real_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	int (*f)(int, int, int, const void *, socklen_t) =
+		REAL(setsockopt, int (*)(int, int, int, const void *, socklen_t));
+	return f ? f(fd, level, name, val, len) : (int)syscall(SYS_setsockopt, fd, level, name, val, len);
+}

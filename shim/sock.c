@@ -1,0 +1,122 @@
+/* closepolicy — socket objects: allocation by recycling, reference counts, epoll registrations. */
+#include "shim/sock.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Released objects go on a lock-free stack (push only, safe in a signal handler); allocation
+ * takes the whole stack at once (exchange: no ABA problem) into a private list under a mutex. */
+static _Atomic(struct cp_sock *) released;
+static struct cp_sock *spare;
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_uint fork_gen;
+
+struct cp_sock *cp_sock_new(void)
+{
+	struct cp_sock *s;
+	pthread_mutex_lock(&spare_lock);
+	if (spare == NULL)
+		spare = atomic_exchange(&released, NULL);
+	s = spare;
+	if (s != NULL)
+		spare = s->link;
+	pthread_mutex_unlock(&spare_lock);
+	if (s == NULL) {
+		s = malloc(sizeof *s);
+		if (s == NULL)
+			return NULL;
+	}
+	memset(s, 0, sizeof *s);
+	atomic_init(&s->refs, 1);
+	atomic_flag_clear(&s->eplock);
+	s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	s->drain.fd = -1;
+	return s;
+}
+
+void cp_sock_release(struct cp_sock *s)
+{
+	struct cp_sock *head = atomic_load(&released);
+	do
+		s->link = head;
+	while (!atomic_compare_exchange_weak(&released, &head, s));
+}
+
+void cp_sock_ref(struct cp_sock *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+}
+
+bool cp_sock_unref_is_last(struct cp_sock *s)
+{
+	return atomic_fetch_sub(&s->refs, 1) == 1;
+}
+
+bool cp_sock_maybe_shared(const struct cp_sock *s)
+{
+	return s->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+unsigned cp_fork_generation(void)
+{
+	return atomic_load(&fork_gen);
+}
+
+void cp_fork_generation_bump(void)
+{
+	atomic_fetch_add(&fork_gen, 1);
+}
+
+static void eplock(struct cp_sock *s)
+{
+	while (atomic_flag_test_and_set_explicit(&s->eplock, memory_order_acquire))
+		;
+}
+
+static void epunlock(struct cp_sock *s)
+{
+	atomic_flag_clear_explicit(&s->eplock, memory_order_release);
+}
+
+void cp_sock_epreg_add(struct cp_sock *s, int epfd, int fd)
+{
+	eplock(s);
+	unsigned i;
+	for (i = 0; i < s->n_epreg; i++)
+		if (s->epreg[i].epfd == epfd && s->epreg[i].fd == fd)
+			break;
+	if (i == s->n_epreg) {
+		if (s->n_epreg < CP_EPREG_MAX) {
+			s->epreg[s->n_epreg].epfd = epfd;
+			s->epreg[s->n_epreg].fd = fd;
+			s->n_epreg++;
+		} else {
+			s->epreg_overflow = true;
+		}
+	}
+	epunlock(s);
+}
+
+void cp_sock_epreg_del(struct cp_sock *s, int epfd, int fd)
+{
+	eplock(s);
+	for (unsigned i = 0; i < s->n_epreg; i++) {
+		if (s->epreg[i].epfd == epfd && s->epreg[i].fd == fd) {
+			s->epreg[i] = s->epreg[--s->n_epreg];
+			break;
+		}
+	}
+	epunlock(s);
+}
+
+/* The allocation mutex must not be held by a thread that does not exist in the child. */
+void cp_sock_atfork_prepare(void)
+{
+	pthread_mutex_lock(&spare_lock);
+}
+
+void cp_sock_atfork_after(void)
+{
+	pthread_mutex_unlock(&spare_lock);
+}

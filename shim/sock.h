@@ -1,0 +1,81 @@
+/* closepolicy — what the shim knows about one TCP socket of the program.
+ * One object per open socket (not per descriptor): dup'd descriptors point at the same object
+ * and share its reference count. Objects are recycled, never returned to malloc, so a thread that
+ * reads a stale pointer from the descriptor table still reads valid (if outdated) memory. */
+#ifndef CLOSEPOLICY_SOCK_H
+#define CLOSEPOLICY_SOCK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+
+enum cp_kind {
+	CP_KIND_OTHER = 0, /* a socket the shim probed and will never change (UNIX, UDP, SCTP...) */
+	CP_KIND_TCP,       /* TCP, not (yet) connected: new, bound or listening */
+	CP_KIND_TCP_CONN,  /* TCP, connected or accepted: the only kind a policy acts on */
+};
+
+/* An epoll registration made by the program: (epoll descriptor, the number it registered). */
+struct cp_epreg {
+	int epfd, fd;
+};
+#define CP_EPREG_MAX 8
+
+/* Background drain state, used once the socket has been handed to the drainer. */
+struct cp_drain {
+	struct cp_drain *next, *prev; /* the drainer's active list */
+	int fd;                       /* the shim's own descriptor for the socket */
+	int prog_fd;                  /* the number the program closed, for the log */
+	uint64_t start_ns, last_ns, bytes;
+};
+
+struct cp_sock {
+	struct cp_sock *link;  /* free list / pending drains (lock-free stacks) */
+	atomic_int refs;       /* descriptors for this socket in this process; see refs below */
+	uint64_t cookie;       /* SO_COOKIE at registration: recognises the socket again */
+	unsigned fork_gen;     /* cp_fork_generation() when the object was made */
+	uint8_t kind;          /* enum cp_kind */
+	uint8_t role;          /* enum cp_role: ANY until connected or accepted */
+	bool facts_known;
+	atomic_bool shut_wr;   /* the program called shutdown(SHUT_WR or SHUT_RDWR) */
+	atomic_bool linger0;   /* the program set SO_LINGER {1, 0} itself */
+	struct cp_socket_facts facts;
+	const struct cp_rule *rule; /* matched at connect/accept; NULL = no rule */
+	uint64_t born_ns;           /* CLOCK_MONOTONIC at connect/accept */
+
+	atomic_flag eplock; /* guards the registrations below (held for a few instructions) */
+	uint8_t n_epreg;
+	bool epreg_overflow;
+	struct cp_epreg epreg[CP_EPREG_MAX];
+
+	struct cp_drain drain;
+};
+
+/* The table's marker for the shim's own descriptors (log, drainer, drain copies). */
+#define CP_SOCK_SHIM ((struct cp_sock *)1)
+
+/* A zeroed object with refs = 1 (may allocate: never call from a signal handler). */
+struct cp_sock *cp_sock_new(void);
+/* Give an object back for reuse. Lock-free; safe anywhere. */
+void cp_sock_release(struct cp_sock *s);
+
+/* References. Issue 4 extends "last" to every process holding the socket (fork, exec); for now
+ * the count covers this process's descriptors, and a fork since the object was made marks it
+ * possibly shared (cp_sock_maybe_shared), which the close path treats as "leave alone". */
+void cp_sock_ref(struct cp_sock *s);
+bool cp_sock_unref_is_last(struct cp_sock *s);
+bool cp_sock_maybe_shared(const struct cp_sock *s);
+
+/* epoll registrations of the program (set by the epoll_ctl wrapper, used at close). */
+void cp_sock_epreg_add(struct cp_sock *s, int epfd, int fd);
+void cp_sock_epreg_del(struct cp_sock *s, int epfd, int fd);
+
+/* fork bookkeeping (init.c calls these from its atfork handlers). */
+unsigned cp_fork_generation(void);
+void cp_fork_generation_bump(void);
+void cp_sock_atfork_prepare(void);
+void cp_sock_atfork_after(void); /* parent and child */
+
+#endif

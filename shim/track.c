@@ -1,0 +1,178 @@
+/* closepolicy — following sockets (see track.h). */
+#include "shim/track.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+
+#include "shim/actions.h"
+#include "shim/close.h"
+#include "shim/config.h"
+#include "shim/drainer.h"
+#include "shim/events.h"
+#include "shim/fdtable.h"
+#include "shim/real.h"
+#include "shim/sockinfo.h"
+
+static void unref(struct cp_sock *s)
+{
+	if (s != NULL && s != CP_SOCK_SHIM && cp_sock_unref_is_last(s))
+		cp_sock_release(s);
+}
+
+/* A number just returned by the kernel is free of any earlier socket: an entry still there was
+ * left by a close the shim did not see (glibc-internal, a raw syscall). */
+static void store(int fd, struct cp_sock *s)
+{
+	struct cp_sock *old;
+	if (cp_fd_put(fd, s, &old) < 0) { /* no memory for the table: not followed */
+		unref(s);
+		old = cp_fd_take(fd);
+	}
+	unref(old);
+}
+
+bool cp_track_is_shim_fd(int fd)
+{
+	return cp_fd_get(fd) == CP_SOCK_SHIM;
+}
+
+void cp_track_socket(int fd, int domain, int type, int protocol)
+{
+	int saved = errno;
+	struct cp_sock *s = NULL;
+	if ((domain == AF_INET || domain == AF_INET6) && (type & 0xf) == SOCK_STREAM &&
+	    (protocol == 0 || protocol == IPPROTO_TCP)) {
+		s = cp_sock_new();
+		if (s != NULL)
+			s->kind = CP_KIND_TCP;
+	}
+	store(fd, s);
+	errno = saved;
+}
+
+/* A socket becomes one the policy may act on: record who it is, match, apply options. */
+static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
+			      const struct sockaddr *peer, socklen_t peer_len)
+{
+	cp_init_ensure();
+	s->role = (uint8_t)role;
+	s->facts.role = role;
+	s->born_ns = cp_now_ns();
+	s->cookie = cp_info_cookie(fd);
+	cp_info_facts(fd, &s->facts);
+	/* the peer as the program named it: getpeername fails until a non-blocking connect
+	 * completes */
+	if (s->facts.peer.family == 0 && peer != NULL)
+		cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
+	s->facts_known = true;
+	s->rule = cp_matcher_match(&cp_cfg.matcher, &s->facts);
+	if (s->rule != NULL && (s->rule->keepalive.set || s->rule->user_timeout_set)) {
+		int err = cp_cfg.dry_run ? 0 : cp_act_apply_options(fd, s->rule);
+		if (err != 0)
+			cp_event_error(fd, "cannot set keepalive / user_timeout", err, "left the kernel's");
+		struct cp_sockopts o;
+		cp_info_options(fd, &o);
+		cp_event_options(fd, s, &o, err);
+	}
+	s->kind = CP_KIND_TCP_CONN;
+}
+
+void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int ret, int err)
+{
+	if (ret != 0 && err != EINPROGRESS)
+		return;
+	int saved = errno;
+	struct cp_sock *s = cp_fd_get(fd);
+	if (s == NULL && cp_info_is_tcp(fd)) { /* a socket made where the shim did not see it */
+		s = cp_sock_new();
+		if (s != NULL) {
+			s->kind = CP_KIND_TCP;
+			store(fd, s);
+		}
+	}
+	if (s != NULL && s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP && cp_in_owner_process()) {
+		become_connection(fd, s, CP_ROLE_CLIENT, addr, len);
+	}
+	errno = saved;
+}
+
+void cp_track_accept(int listen_fd, int fd)
+{
+	int saved = errno;
+	struct cp_sock *ls = cp_fd_get(listen_fd);
+	bool tcp;
+	if (ls == NULL) {
+		/* a listener made where the shim did not see it (inherited): ask once, remember */
+		tcp = cp_info_is_tcp(fd);
+		ls = cp_sock_new();
+		if (ls != NULL) {
+			ls->kind = tcp ? CP_KIND_TCP : CP_KIND_OTHER;
+			store(listen_fd, ls);
+		}
+	} else {
+		tcp = ls != CP_SOCK_SHIM && ls->kind == CP_KIND_TCP;
+	}
+	struct cp_sock *s = tcp && cp_in_owner_process() ? cp_sock_new() : NULL;
+	if (s != NULL)
+		become_connection(fd, s, CP_ROLE_SERVER, NULL, 0);
+	store(fd, s);
+	errno = saved;
+}
+
+void cp_track_dup(int oldfd, int newfd)
+{
+	int saved = errno;
+	struct cp_sock *s = cp_fd_get(oldfd);
+	if (s == CP_SOCK_SHIM)
+		s = NULL;
+	if (s != NULL)
+		cp_sock_ref(s);
+	store(newfd, s);
+	errno = saved;
+}
+
+int cp_track_before_dup2(int oldfd, int newfd)
+{
+	struct cp_sock *t = cp_fd_get(newfd);
+	if (t == NULL || t == CP_SOCK_SHIM || oldfd == newfd || !cp_in_owner_process())
+		return 0;
+	if (cp_real_fcntl(oldfd, F_GETFD, NULL) < 0)
+		return -1;
+	t = cp_fd_take(newfd);
+	if (t == CP_SOCK_SHIM)
+		cp_fd_put(newfd, t, &t);
+	else if (t != NULL)
+		cp_close_implicit(newfd, t);
+	return 0;
+}
+
+void cp_track_shutdown(int fd, int how)
+{
+	struct cp_sock *s = cp_fd_get(fd);
+	if (s != NULL && s != CP_SOCK_SHIM && (how == SHUT_WR || how == SHUT_RDWR))
+		atomic_store(&s->shut_wr, true);
+}
+
+void cp_track_epoll_ctl(int epfd, int op, int fd)
+{
+	struct cp_sock *s = cp_fd_get(fd);
+	if (s == NULL || s == CP_SOCK_SHIM)
+		return;
+	if (op == EPOLL_CTL_ADD)
+		cp_sock_epreg_add(s, epfd, fd);
+	else if (op == EPOLL_CTL_DEL)
+		cp_sock_epreg_del(s, epfd, fd);
+}
+
+void cp_track_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+	if (level != SOL_SOCKET || name != SO_LINGER || val == NULL || len < sizeof(struct linger))
+		return;
+	struct cp_sock *s = cp_fd_get(fd);
+	if (s == NULL || s == CP_SOCK_SHIM)
+		return;
+	const struct linger *lg = val;
+	atomic_store(&s->linger0, lg->l_onoff != 0 && lg->l_linger == 0);
+}

@@ -1,0 +1,24 @@
+/* closepolicy — following the program's sockets from birth: which descriptors are TCP, which are
+ * connected or accepted (and so fall under the policy), their copies, their epoll registrations,
+ * and what the program did to them itself (shutdown, SO_LINGER). Each function runs after the
+ * real call, preserves errno, and costs a table look-up for descriptors the shim does not follow. */
+#ifndef CLOSEPOLICY_TRACK_H
+#define CLOSEPOLICY_TRACK_H
+
+#include <sys/socket.h>
+
+void cp_track_socket(int fd, int domain, int type, int protocol);
+void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int ret, int err);
+void cp_track_accept(int listen_fd, int fd);
+/* newfd now refers to oldfd's open file (dup, dup2, dup3, F_DUPFD). */
+void cp_track_dup(int oldfd, int newfd);
+/* dup2/dup3 onto newfd: do the policy's close of what newfd holds, if anything. Returns -1 with
+ * errno EBADF when oldfd is not open (then nothing was done, as dup2 would close nothing). */
+int cp_track_before_dup2(int oldfd, int newfd);
+void cp_track_shutdown(int fd, int how);
+void cp_track_epoll_ctl(int epfd, int op, int fd);
+void cp_track_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+/* true when fd is one of the shim's own descriptors (the program's calls on it get EBADF) */
+_Bool cp_track_is_shim_fd(int fd);
+
+#endif

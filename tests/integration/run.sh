@@ -1,13 +1,28 @@
 #!/bin/sh
-# Run every integration test binary given; any failure fails the run.
-BUILD=${BUILD:-build}
+# Run the integration tests given as arguments (cmocka binaries); every one runs, and any
+# failure fails the whole. BUILD is the build directory holding libclosepolicy.so and progs/.
+# SAN=1: the object is built with sanitizers, so their runtime must be preloaded first.
+: "${BUILD:=build}"
 export BUILD
-failed=0
-count=0
+if [ "$SAN" = 1 ]; then
+	CP_ITEST_PRELOAD_PREFIX=$(${CC:-cc} -print-file-name=libasan.so)
+	export CP_ITEST_PRELOAD_PREFIX
+	export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
+fi
+[ -f "$BUILD/libclosepolicy.so" ] || { echo "run.sh: $BUILD/libclosepolicy.so is missing" >&2; exit 1; }
+passed=0
+failed=""
 for t in "$@"; do
-	count=$((count + 1))
 	echo "== $t"
-	"$t" || { echo "FAILED: $t"; failed=$((failed + 1)); }
+	if "$t"; then
+		passed=$((passed + 1))
+	else
+		failed="$failed $t"
+	fi
 done
-echo "integration: $count test programs, $failed failed"
-[ "$failed" = 0 ]
+echo "integration: $passed of $# test programs passed"
+if [ -n "$failed" ]; then
+	echo "integration: FAILED:$failed"
+	exit 1
+fi
+[ "$#" -gt 0 ] || { echo "integration: no test programs given" >&2; exit 1; }

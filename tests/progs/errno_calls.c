@@ -1,7 +1,8 @@
 /* errno and return values through every wrapper, run under a graceful policy.
  * Successful calls must leave errno as it was (a sentinel is set before each); failing calls
  * must fail as without the shim (EBADF for bad descriptors, including the shim's own log
- * descriptor, whose path is given as argv[1]). Prints "ok" and exits 0, or the failures and 1. */
+ * descriptor, whose path is argv[1] or else $CLOSEPOLICY_LOG). Prints "ok" and exits 0, or the
+ * failures and 1. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -98,8 +99,8 @@ int main(int argc, char **argv)
 	KEEPS(close(d3));
 	KEEPS(close(d4));
 	KEEPS(close_range((unsigned)d5, (unsigned)d5, 0));
-	KEEPS(close(sfd)); /* the last one: graceful, in the background */
-	KEEPS(shutdown(cfd, SHUT_WR));
+	KEEPS(shutdown(cfd, SHUT_WR)); /* before the server side may reset the connection */
+	KEEPS(close(sfd));             /* the last one: the policy's action */
 	KEEPS(close(cfd));
 	KEEPS(close(ep));
 
@@ -112,10 +113,11 @@ int main(int argc, char **argv)
 	FAILS(fcntl(sfd, F_DUPFD, 0), EBADF);
 	FAILS(connect(-1, (struct sockaddr *)&sin, sizeof sin), EBADF);
 
-	if (argc > 1) {
-		int logfd = fd_of(argv[1]);
+	const char *logpath = argc > 1 ? argv[1] : getenv("CLOSEPOLICY_LOG");
+	if (logpath != NULL && logpath[0] == '/') {
+		int logfd = fd_of(logpath);
 		if (logfd < 0) {
-			printf("FAIL: no descriptor open on the log %s\n", argv[1]);
+			printf("FAIL: no descriptor open on the log %s\n", logpath);
 			failures++;
 		} else {
 			if (logfd < 100) {

@@ -19,18 +19,23 @@ struct cp_config cp_cfg;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pid_t owner_pid;
 
+/* The name the program was started as (basename of argv[0]): what a user types and sees in ps,
+ * and for a symlinked executable (redis-server -> redis-check-rdb) the name that means something.
+ * Copied now: programs such as nginx later overwrite argv for their process titles.
+ * /proc/self/exe only when argv[0] is empty. */
 static void find_program_name(void)
 {
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	const char *name = program_invocation_short_name;
-	if (n > 0) {
-		exe[n] = '\0';
-		const char *slash = strrchr(exe, '/');
-		name = slash ? slash + 1 : exe;
-	}
-	if (name == NULL)
+	if (name == NULL || *name == '\0') {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 		name = "?";
+		if (n > 0) {
+			exe[n] = '\0';
+			const char *slash = strrchr(exe, '/');
+			name = slash ? slash + 1 : exe;
+		}
+	}
 	size_t len = strlen(name);
 	if (len >= sizeof cp_cfg.program)
 		len = sizeof cp_cfg.program - 1;

@@ -1,0 +1,87 @@
+/* `closepolicy run`: exit statuses are COMMAND's own (and its signals), 127 when COMMAND is not
+ * found, 2 for a bad policy without starting COMMAND; and the policy really applies to COMMAND. */
+#include "harness.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char cmd[PATH_MAX];
+
+static int run(const char *const argv[])
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		unsetenv("LD_PRELOAD");
+		execv(cmd, (char *const *)argv);
+		_exit(126);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+static void test_exit_status_is_commands(void **state)
+{
+	(void)state;
+	int st = run((const char *[]){ cmd, "run", "--", "/bin/sh", "-c", "exit 7", NULL });
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 7);
+}
+
+static void test_signal_is_commands(void **state)
+{
+	(void)state;
+	int st = run((const char *[]){ cmd, "run", "--", "/bin/sh", "-c", "kill -TERM $$", NULL });
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGTERM);
+}
+
+static void test_not_found_is_127(void **state)
+{
+	(void)state;
+	int st = run((const char *[]){ cmd, "run", "--", "/nonexistent/command", NULL });
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 127);
+}
+
+static void test_bad_policy_is_2_and_command_not_started(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/cp-itest-run-XXXXXX", pol[64], marker[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(pol, sizeof pol, "%s/p.yaml", dir);
+	snprintf(marker, sizeof marker, "%s/started", dir);
+	FILE *f = fopen(pol, "w");
+	fputs("version: 1\nrules:\n  - action: linger\n", f); /* linger without a time */
+	fclose(f);
+	int st = run((const char *[]){ cmd, "run", "-p", pol, "--", "/usr/bin/touch", marker, NULL });
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_int_equal(access(marker, F_OK), -1);
+	unlink(pol);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const char *b = getenv("BUILD");
+	char abs[PATH_MAX];
+	if (b == NULL || realpath(b, abs) == NULL) {
+		fprintf(stderr, "itest_run: BUILD is not set to the build directory\n");
+		return 1;
+	}
+	if (snprintf(cmd, sizeof cmd, "%s/closepolicy", abs) >= (int)sizeof cmd)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_exit_status_is_commands),
+		cmocka_unit_test(test_signal_is_commands),
+		cmocka_unit_test(test_not_found_is_127),
+		cmocka_unit_test(test_bad_policy_is_2_and_command_not_started),
+	};
+	return cmocka_run_group_tests_name("run", tests, NULL, NULL);
+}

@@ -15,13 +15,19 @@ static void put_duration(FILE *out, uint32_t ms)
 		fprintf(out, "%ums", ms);
 }
 
+/* A YAML double-quoted scalar; control characters escaped, or a line break in a glob would be
+ * folded into a space when the dump is read back. */
 static void put_quoted(FILE *out, const char *s)
 {
 	fputc('"', out);
 	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', out);
-		fputc(*s, out);
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(out, "\\x%02x", c);
+		else
+			fputc(c, out);
 	}
 	fputc('"', out);
 }

@@ -344,8 +344,10 @@ static void test_dump_round_trip(void **state)
 	(void)state;
 	const char *inputs[] = {full, "version: 1\n",
 				"version: 1\nrules:\n  - match: {peer: \"::ffff:10.0.0.0/104\", local_port: \"1-65535\"}\n"
-				"    action: graceful\n    drain_timeout: 1500ms\n    keepalive: {count: 3}\n"};
-	for (size_t i = 0; i < 3; i++) {
+				"    action: graceful\n    drain_timeout: 1500ms\n    keepalive: {count: 3}\n",
+				/* found by the fuzzer: a line break inside a quoted glob was folded on reload */
+				"version: 1\nrules:\n  - match: {program: \"a\\\"b\\\\c\\td\\ne\\x7f\"}\n"};
+	for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
 		struct cp_policy *p = load_ok(inputs[i]);
 		char *a = NULL, *b = NULL;
 		size_t na = 0, nb = 0;

@@ -365,10 +365,15 @@ void h_send_all(int fd, const void *buf, size_t n)
 
 struct h_read h_read_to_end(int fd, int timeout_ms)
 {
+	return h_read_upto(fd, UINT64_MAX, timeout_ms);
+}
+
+struct h_read h_read_upto(int fd, uint64_t limit, int timeout_ms)
+{
 	static char buf[1 << 16];
 	struct h_read r = { 0, 0 };
 	int64_t deadline = now_ms() + timeout_ms;
-	for (;;) {
+	while (r.bytes < limit) {
 		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		int pr = poll(&pf, 1, left_ms(deadline));
 		if (pr == 0)
@@ -376,7 +381,8 @@ struct h_read h_read_to_end(int fd, int timeout_ms)
 				 (unsigned long long)r.bytes);
 		if (pr < 0 && errno == EINTR)
 			continue;
-		ssize_t n = read(fd, buf, sizeof buf);
+		size_t want = limit - r.bytes < sizeof buf ? (size_t)(limit - r.bytes) : sizeof buf;
+		ssize_t n = read(fd, buf, want);
 		if (n > 0) {
 			r.bytes += (uint64_t)n;
 		} else if (n == 0) {
@@ -386,4 +392,5 @@ struct h_read h_read_to_end(int fd, int timeout_ms)
 			return r;
 		}
 	}
+	return r;
 }

@@ -67,5 +67,7 @@ struct h_read {
 	int err;
 };
 struct h_read h_read_to_end(int fd, int timeout_ms);
+/* Read until `limit` bytes arrived (not more), EOF or an error. */
+struct h_read h_read_upto(int fd, uint64_t limit, int timeout_ms);
 
 #endif

@@ -96,7 +96,7 @@ check: all unit integration
 	@echo "make check: all tests passed ($(BUILD))"
 
 demo: all $(PROG_BIN)
-	@BUILD=$(BUILD) sh demo/demo.sh
+	@BUILD=$(BUILD) bash demo/demo.sh
 
 bench: all $(BENCH_BIN) $(PROG_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh

@@ -127,3 +127,43 @@ void cp_event_error(int fd, const char *what, int err, const char *instead)
 	cp_log_str(&l, "instead", instead);
 	cp_log_end(&l);
 }
+
+static void write_fields(struct cp_log_line *l, const struct cp_write_facts *w)
+{
+	if (w->fd >= 0)
+		cp_log_int(l, "fd", w->fd);
+	if (w->call == NULL)
+		return;
+	cp_log_str(l, "call", w->call);
+	cp_log_uint(l, "bytes", w->bytes);
+	if (w->sock != NULL && w->sock->facts_known) {
+		sock_fields(l, w->sock);
+	} else {
+		cp_log_addr(l, "local", &w->addr.local, w->addr.local_port);
+		cp_log_addr(l, "peer", &w->addr.peer, w->addr.peer_port);
+	}
+}
+
+void cp_event_epipe(const struct cp_write_facts *w, int err, const char *message)
+{
+	struct cp_log_line l;
+	cp_log_begin(&l, CP_LEVEL_WARN, err == ECONNRESET ? "econnreset" : "epipe");
+	write_fields(&l, w);
+	cp_log_errno(&l, "errno", err);
+	cp_log_str(&l, "message", message);
+	cp_log_end(&l);
+}
+
+void cp_event_sigpipe(const struct cp_write_facts *w, const char *disposition, const char *message,
+		      int sender_pid)
+{
+	struct cp_log_line l;
+	cp_log_begin(&l, CP_LEVEL_WARN, "sigpipe");
+	cp_log_str(&l, "signal", "SIGPIPE");
+	cp_log_str(&l, "disposition", disposition);
+	write_fields(&l, w);
+	if (sender_pid > 0)
+		cp_log_int(&l, "sender_pid", sender_pid);
+	cp_log_str(&l, "message", message);
+	cp_log_end(&l);
+}

@@ -30,6 +30,20 @@ void cp_event_risk(const struct cp_close_facts *c, const char *message);
 void cp_event_drain(const struct cp_sock *s, int fd, uint64_t bytes, const char *outcome, uint64_t ms,
 		    int err);
 void cp_event_options(int fd, const struct cp_sock *s, const struct cp_sockopts *o, int err);
+/* A write-type call, for the epipe, econnreset and sigpipe events. */
+struct cp_write_facts {
+	int fd;                       /* -1: unknown (a SIGPIPE from outside the wrapped calls) */
+	const char *call;             /* "send", "write", ...; NULL: unknown */
+	uint64_t bytes;               /* attempted */
+	const struct cp_sock *sock;   /* a socket the shim follows, or NULL */
+	struct cp_socket_facts addr;  /* else, for a socket: its addresses (family 0: unknown) */
+};
+/* err EPIPE: an `epipe` event; ECONNRESET: `econnreset`. message may be NULL. */
+void cp_event_epipe(const struct cp_write_facts *w, int err, const char *message);
+/* disposition: "default", "ignore", "handler"; sender_pid 0 = none or this process. */
+void cp_event_sigpipe(const struct cp_write_facts *w, const char *disposition, const char *message,
+		      int sender_pid);
+
 /* The shim could not do something; `instead` says what it did. */
 void cp_event_error(int fd, const char *what, int err, const char *instead);
 

@@ -13,6 +13,7 @@
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/log.h"
+#include "shim/sigdisp.h"
 #include "shim/sock.h"
 
 struct cp_config cp_cfg;
@@ -108,6 +109,7 @@ static void init_once(void)
 {
 	int saved = errno;
 	owner_pid = getpid();
+	cp_sigdisp_init(); /* the SIGPIPE handler in front, before anything can be logged */
 	find_program_name();
 	cp_log_set_program(cp_cfg.program);
 

@@ -13,6 +13,7 @@
 
 #include "shim/ownfd.h"
 #include "shim/real.h"
+#include "shim/sigpipe.h"
 
 static struct {
 	enum cp_log_target target;
@@ -382,8 +383,9 @@ void cp_log_errno(struct cp_log_line *l, const char *k, int err)
 static void write_all(int fd, const char *buf, size_t n)
 {
 	while (n > 0) {
-		/* the raw syscall: a write() wrapper of the shim must never see the log's own writes */
-		ssize_t w = syscall(SYS_write, fd, buf, n);
+		/* not write(): the shim's wrapper must never see the log's own writes, and a broken
+		 * pipe on stderr must not give the program a SIGPIPE of the shim's making */
+		ssize_t w = cp_sigpipe_quiet_write(fd, buf, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -423,7 +425,7 @@ void cp_log_end(struct cp_log_line *l)
 		memcpy(msg + 4, l->buf, l->len - 1);
 		(void)syscall(SYS_sendto, fd, msg, l->len - 1 + 4, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
 	} else if (cfg.target == CP_LOG_FILE && fd >= 0) {
-		ssize_t w = syscall(SYS_write, fd, l->buf, l->len);
+		ssize_t w = cp_sigpipe_quiet_write(fd, l->buf, l->len);
 		/* closed behind the shim's back (a raw close_range): reopen once */
 		if (w < 0 && errno == EBADF && cp_log_configure(CP_LOG_FILE, cfg.path, cfg.format,
 								cfg.level) == 0)

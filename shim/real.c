@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sys/sendfile.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static void *resolve(_Atomic(void *) *slot, const char *name)
@@ -41,6 +43,16 @@ SLOT(close_range);
 SLOT(closefrom);
 SLOT(epoll_ctl);
 SLOT(setsockopt);
+SLOT(send);
+SLOT(sendto);
+SLOT(sendmsg);
+SLOT(sendmmsg);
+SLOT(write);
+SLOT(writev);
+SLOT(sendfile);
+SLOT(sendfile64);
+SLOT(splice);
+SLOT(sigaction);
 
 int cp_real_close(int fd)
 {
@@ -144,4 +156,96 @@ int cp_real_setsockopt(int fd, int level, int name, const void *val, socklen_t l
 	int (*f)(int, int, int, const void *, socklen_t) =
 		REAL(setsockopt, int (*)(int, int, int, const void *, socklen_t));
 	return f ? f(fd, level, name, val, len) : (int)syscall(SYS_setsockopt, fd, level, name, val, len);
+}
+
+/* ---- the write family ---- */
+
+ssize_t cp_real_send(int fd, const void *buf, size_t n, int flags)
+{
+	ssize_t (*f)(int, const void *, size_t, int) =
+		REAL(send, ssize_t (*)(int, const void *, size_t, int));
+	return f ? f(fd, buf, n, flags) : syscall(SYS_sendto, fd, buf, n, flags, NULL, 0);
+}
+
+ssize_t cp_real_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+		       socklen_t tolen)
+{
+	ssize_t (*f)(int, const void *, size_t, int, const struct sockaddr *, socklen_t) =
+		REAL(sendto, ssize_t (*)(int, const void *, size_t, int, const struct sockaddr *, socklen_t));
+	return f ? f(fd, buf, n, flags, to, tolen) : syscall(SYS_sendto, fd, buf, n, flags, to, tolen);
+}
+
+ssize_t cp_real_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	ssize_t (*f)(int, const struct msghdr *, int) =
+		REAL(sendmsg, ssize_t (*)(int, const struct msghdr *, int));
+	return f ? f(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
+}
+
+int cp_real_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	int (*f)(int, struct mmsghdr *, unsigned int, int) =
+		REAL(sendmmsg, int (*)(int, struct mmsghdr *, unsigned int, int));
+	return f ? f(fd, vec, vlen, flags) : (int)syscall(SYS_sendmmsg, fd, vec, vlen, flags);
+}
+
+ssize_t cp_real_write(int fd, const void *buf, size_t n)
+{
+	ssize_t (*f)(int, const void *, size_t) = REAL(write, ssize_t (*)(int, const void *, size_t));
+	return f ? f(fd, buf, n) : syscall(SYS_write, fd, buf, n);
+}
+
+ssize_t cp_real_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	ssize_t (*f)(int, const struct iovec *, int) =
+		REAL(writev, ssize_t (*)(int, const struct iovec *, int));
+	return f ? f(fd, iov, iovcnt) : syscall(SYS_writev, fd, iov, iovcnt);
+}
+
+ssize_t cp_real_sendfile(int out, int in, off_t *offset, size_t count)
+{
+	ssize_t (*f)(int, int, off_t *, size_t) = REAL(sendfile, ssize_t (*)(int, int, off_t *, size_t));
+	return f ? f(out, in, offset, count) : syscall(SYS_sendfile, out, in, offset, count);
+}
+
+/* sendfile64 takes a 64-bit offset on every ABI; on 64-bit ones it is sendfile itself. */
+ssize_t cp_real_sendfile64(int out, int in, off64_t *offset, size_t count)
+{
+	ssize_t (*f)(int, int, off64_t *, size_t) = REAL(sendfile64, ssize_t (*)(int, int, off64_t *, size_t));
+	return f ? f(out, in, offset, count) : syscall(SYS_sendfile, out, in, offset, count);
+}
+
+ssize_t cp_real_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len, unsigned flags)
+{
+	ssize_t (*f)(int, loff_t *, int, loff_t *, size_t, unsigned) =
+		REAL(splice, ssize_t (*)(int, loff_t *, int, loff_t *, size_t, unsigned));
+	return f ? f(in, off_in, out, off_out, len, flags)
+		 : syscall(SYS_splice, in, off_in, out, off_out, len, flags);
+}
+
+/* ---- signals ---- */
+
+int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	int (*f)(int, const struct sigaction *, struct sigaction *) =
+		REAL(sigaction, int (*)(int, const struct sigaction *, struct sigaction *));
+	if (f)
+		return f(sig, act, old);
+	errno = ENOSYS; /* glibc's sigaction is always there; the kernel's needs a restorer */
+	return -1;
+}
+
+/* The other installers, for every signal but SIGPIPE: the C library's own (see real.h). */
+static const char *const sigfn_names[CP_SIGFN_COUNT] = {
+	[CP_SIGFN_SIGACTION_] = "__sigaction", [CP_SIGFN_SIGNAL] = "signal",
+	[CP_SIGFN_BSD_SIGNAL] = "bsd_signal",  [CP_SIGFN_SSIGNAL] = "ssignal",
+	[CP_SIGFN_SYSV_SIGNAL] = "sysv_signal", [CP_SIGFN_SYSV_SIGNAL_] = "__sysv_signal",
+	[CP_SIGFN_SIGSET] = "sigset",          [CP_SIGFN_SIGIGNORE] = "sigignore",
+	[CP_SIGFN_SIGINTERRUPT] = "siginterrupt",
+};
+static _Atomic(void *) sigfn_slots[CP_SIGFN_COUNT];
+
+void *cp_real_sigfn(enum cp_sigfn which)
+{
+	return resolve(&sigfn_slots[which], sigfn_names[which]);
 }

@@ -4,8 +4,11 @@
 #ifndef CLOSEPOLICY_REAL_H
 #define CLOSEPOLICY_REAL_H
 
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 int cp_real_close(int fd);
 int cp_real_shutdown(int fd, int how);
@@ -22,5 +25,33 @@ int cp_real_close_range(unsigned int first, unsigned int last, int flags);
 void cp_real_closefrom(int lowfd);
 int cp_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int cp_real_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+
+ssize_t cp_real_send(int fd, const void *buf, size_t n, int flags);
+ssize_t cp_real_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+		       socklen_t tolen);
+ssize_t cp_real_sendmsg(int fd, const struct msghdr *msg, int flags);
+int cp_real_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags);
+ssize_t cp_real_write(int fd, const void *buf, size_t n);
+ssize_t cp_real_writev(int fd, const struct iovec *iov, int iovcnt);
+ssize_t cp_real_sendfile(int out, int in, off_t *offset, size_t count);
+ssize_t cp_real_sendfile64(int out, int in, off64_t *offset, size_t count);
+ssize_t cp_real_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len, unsigned flags);
+
+int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+/* The other signal installers of the C library, for signals other than SIGPIPE (the symbol, or
+ * NULL when the C library lacks it). Resolved once: signal() may be called in a signal handler. */
+enum cp_sigfn {
+	CP_SIGFN_SIGACTION_, /* __sigaction */
+	CP_SIGFN_SIGNAL,
+	CP_SIGFN_BSD_SIGNAL,
+	CP_SIGFN_SSIGNAL,
+	CP_SIGFN_SYSV_SIGNAL,
+	CP_SIGFN_SYSV_SIGNAL_, /* __sysv_signal */
+	CP_SIGFN_SIGSET,
+	CP_SIGFN_SIGIGNORE,
+	CP_SIGFN_SIGINTERRUPT,
+	CP_SIGFN_COUNT
+};
+void *cp_real_sigfn(enum cp_sigfn which);
 
 #endif

@@ -13,7 +13,7 @@
 #include "shim/sigdisp.h"
 #include "shim/writes.h"
 
-__thread struct cp_call cp_cur_call __attribute__((tls_model("initial-exec")));
+__thread struct cp_call *cp_cur_call __attribute__((tls_model("initial-exec")));
 /* > 0 while this thread writes a log line of the shim's own */
 static __thread int own_write __attribute__((tls_model("initial-exec")));
 
@@ -77,9 +77,9 @@ static const char *origin(const siginfo_t *si, int *sender)
 /* Log one SIGPIPE that was not re-delivered by the shim. False when it is to be dropped. */
 static bool account(const siginfo_t *si, enum cp_disp disp)
 {
-	struct cp_call *c = &cp_cur_call;
+	struct cp_call *c = cp_cur_call;
 	struct cp_write_facts w;
-	if (c->name != NULL && from_kernel(si)) {
+	if (c != NULL && from_kernel(si)) {
 		if (cp_sigpipe_mode() == CP_SIGPIPE_IGNORE) {
 			c->seen |= CP_CALL_DROPPED;
 			return false;
@@ -95,6 +95,15 @@ static bool account(const siginfo_t *si, enum cp_disp disp)
 	int sender;
 	const char *why = origin(si, &sender);
 	cp_writes_describe(-1, NULL, 0, &w);
+	if (from_kernel(si) && cp_sigpipe_mode() == CP_SIGPIPE_IGNORE) {
+		/* most likely a write the shim does not see (stdio, a raw syscall): sigpipe: ignore
+		 * holds for it too (a kill(getpid(), SIGPIPE) looks the same and is dropped as well) */
+		cp_event_sigpipe(&w, cp_disp_name(CP_DISP_IGNORE),
+				 "dropped (sigpipe: ignore): from a write the shim does not wrap (stdio, "
+				 "a raw syscall), or kill() by this process",
+				 0);
+		return false;
+	}
 	cp_event_sigpipe(&w, cp_disp_name(disp), why, sender);
 	return true;
 }
@@ -140,9 +149,10 @@ void cp_sigpipe_handler(int sig, siginfo_t *si, void *ctx)
 	}
 	if (prog.sa_flags & SA_RESETHAND)
 		cp_sigdisp_reset_to_default(&prog);
-	/* the handler may make wrapped calls of its own: they must not see this call's mark */
-	struct cp_call outer = cp_cur_call;
-	cp_cur_call.name = NULL;
+	/* The program's handler is not inside the marked call (its own wrapped calls mark their
+	 * own), and may never return to it (siglongjmp): the mark must not outlive the call. */
+	struct cp_call *outer = cp_cur_call;
+	cp_cur_call = NULL;
 	errno = saved;
 	if (prog.sa_flags & SA_SIGINFO)
 		prog.sa_sigaction(sig, si, ctx);

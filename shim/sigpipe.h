@@ -24,7 +24,8 @@
 
 #include "policy/policy.h"
 
-/* The wrapped write-type call the thread is in, for the handler: set around the real call. */
+/* The wrapped write-type call the thread is in, for the handler: on the wrapper's stack, pointed
+ * to by cp_cur_call around the real call (a pointer: the hot path sets one word, copies nothing). */
 struct cp_call {
 	const char *name;         /* NULL: not inside a wrapped call */
 	int fd;
@@ -32,12 +33,12 @@ struct cp_call {
 	const struct iovec *iov;  /* writev: summed only when needed (a bad pointer is EFAULT's) */
 	int iovcnt;
 	const struct msghdr *msg; /* sendmmsg: its first message, likewise */
-	unsigned seen;            /* what the handler did during the call: CP_CALL_* */
+	volatile unsigned seen;   /* what the handler did during the call: CP_CALL_* */
 };
 #define CP_CALL_LOGGED 1u  /* the call's SIGPIPE arrived and was logged */
 #define CP_CALL_DROPPED 2u /* the call's SIGPIPE arrived and was dropped (sigpipe: ignore) */
 
-extern __thread struct cp_call cp_cur_call __attribute__((tls_model("initial-exec")));
+extern __thread struct cp_call *cp_cur_call __attribute__((tls_model("initial-exec")));
 
 uint64_t cp_call_bytes(const struct cp_call *c);
 

@@ -114,24 +114,15 @@ ssize_t cp_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 /* ---- the marked path: the real call, and the SIGPIPE handler names it ---- */
 
-static inline void mark(struct cp_call *outer, const char *name, int fd, uint64_t bytes)
-{
-	*outer = cp_cur_call; /* a signal handler of the program may make wrapped calls too */
-	cp_cur_call.name = name;
-	cp_cur_call.fd = fd;
-	cp_cur_call.bytes = bytes;
-	cp_cur_call.iov = NULL;
-	cp_cur_call.iovcnt = 0;
-	cp_cur_call.msg = NULL;
-	cp_cur_call.seen = 0;
-}
-
-static inline struct cp_call unmark(const struct cp_call *outer)
-{
-	struct cp_call done = cp_cur_call;
-	cp_cur_call = *outer;
-	return done;
-}
+/* Around the real call: cp_cur_call points at the call (the outer one is kept for a signal
+ * handler of the program that makes wrapped calls of its own). */
+#define MARKED(call, expr)                                  \
+	do {                                                \
+		struct cp_call *outer_ = cp_cur_call;       \
+		cp_cur_call = &(call);                      \
+		expr;                                       \
+		cp_cur_call = outer_;                       \
+	} while (0)
 
 /* The marked call failed (errno). nosignal: the program passed MSG_NOSIGNAL itself. */
 static ssize_t marked_failed(const struct cp_call *done, bool nosignal)
@@ -175,11 +166,10 @@ ssize_t cp_write(int fd, const void *buf, size_t n)
 			errno = saved; /* a stale entry: the number is no socket any more */
 		}
 	}
-	struct cp_call outer;
-	mark(&outer, "write", fd, n);
-	ssize_t r = cp_real_write(fd, buf, n);
-	struct cp_call done = unmark(&outer);
-	return r >= 0 ? r : marked_failed(&done, false);
+	struct cp_call c = { .name = "write", .fd = fd, .bytes = n };
+	ssize_t r;
+	MARKED(c, r = cp_real_write(fd, buf, n));
+	return r >= 0 ? r : marked_failed(&c, false);
 }
 
 ssize_t cp_writev(int fd, const struct iovec *iov, int iovcnt)
@@ -209,47 +199,41 @@ ssize_t cp_writev(int fd, const struct iovec *iov, int iovcnt)
 			errno = saved;
 		}
 	}
-	struct cp_call outer;
-	mark(&outer, "writev", fd, 0);
-	cp_cur_call.iov = iov;
-	cp_cur_call.iovcnt = iovcnt;
-	ssize_t r = cp_real_writev(fd, iov, iovcnt);
-	struct cp_call done = unmark(&outer);
-	return r >= 0 ? r : marked_failed(&done, false);
+	struct cp_call c = { .name = "writev", .fd = fd, .iov = iov, .iovcnt = iovcnt };
+	ssize_t r;
+	MARKED(c, r = cp_real_writev(fd, iov, iovcnt));
+	return r >= 0 ? r : marked_failed(&c, false);
 }
 
 int cp_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
 	if (cp_fd_get(fd) == CP_SOCK_SHIM)
 		return ebadf();
-	struct cp_call outer;
-	mark(&outer, "sendmmsg", fd, 0);
-	cp_cur_call.msg = vlen > 0 && vec != NULL ? &vec[0].msg_hdr : NULL;
-	int r = cp_real_sendmmsg(fd, vec, vlen, flags);
-	struct cp_call done = unmark(&outer);
-	return r >= 0 ? r : (int)marked_failed(&done, flags & MSG_NOSIGNAL);
+	struct cp_call c = { .name = "sendmmsg", .fd = fd,
+			     .msg = vlen > 0 && vec != NULL ? &vec[0].msg_hdr : NULL };
+	int r;
+	MARKED(c, r = cp_real_sendmmsg(fd, vec, vlen, flags));
+	return r >= 0 ? r : (int)marked_failed(&c, flags & MSG_NOSIGNAL);
 }
 
 ssize_t cp_sendfile(int out, int in, off_t *offset, size_t count)
 {
 	if (cp_fd_get(out) == CP_SOCK_SHIM)
 		return ebadf();
-	struct cp_call outer;
-	mark(&outer, "sendfile", out, count);
-	ssize_t r = cp_real_sendfile(out, in, offset, count);
-	struct cp_call done = unmark(&outer);
-	return r >= 0 ? r : marked_failed(&done, false);
+	struct cp_call c = { .name = "sendfile", .fd = out, .bytes = count };
+	ssize_t r;
+	MARKED(c, r = cp_real_sendfile(out, in, offset, count));
+	return r >= 0 ? r : marked_failed(&c, false);
 }
 
 ssize_t cp_sendfile64(int out, int in, off64_t *offset, size_t count)
 {
 	if (cp_fd_get(out) == CP_SOCK_SHIM)
 		return ebadf();
-	struct cp_call outer;
-	mark(&outer, "sendfile", out, count);
-	ssize_t r = cp_real_sendfile64(out, in, offset, count);
-	struct cp_call done = unmark(&outer);
-	return r >= 0 ? r : marked_failed(&done, false);
+	struct cp_call c = { .name = "sendfile", .fd = out, .bytes = count };
+	ssize_t r;
+	MARKED(c, r = cp_real_sendfile64(out, in, offset, count));
+	return r >= 0 ? r : marked_failed(&c, false);
 }
 
 /* splice writes to `out`: a pipe, or a socket or file when `in` is the pipe. */
@@ -257,9 +241,8 @@ ssize_t cp_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len, 
 {
 	if (cp_fd_get(out) == CP_SOCK_SHIM)
 		return ebadf();
-	struct cp_call outer;
-	mark(&outer, "splice", out, len);
-	ssize_t r = cp_real_splice(in, off_in, out, off_out, len, flags);
-	struct cp_call done = unmark(&outer);
-	return r >= 0 ? r : marked_failed(&done, false);
+	struct cp_call c = { .name = "splice", .fd = out, .bytes = len };
+	ssize_t r;
+	MARKED(c, r = cp_real_splice(in, off_in, out, off_out, len, flags));
+	return r >= 0 ? r : marked_failed(&c, false);
 }

@@ -117,6 +117,67 @@ void h_spawn(struct h_proc *p, const char *policy_yaml, const char *const *env, 
 	p->in = in[1];
 }
 
+const char *h_build_path(const char *name)
+{
+	static char path[PATH_MAX];
+	if (snprintf(path, sizeof path, "%s/%s", build_dir(), name) >= (int)sizeof path)
+		fail_msg("path too long");
+	return path;
+}
+
+int h_run(const char *const argv[], const char *const *env, char *out, size_t size, int timeout_ms)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	const char **envp = calloc(n + 33, sizeof *envp);
+	size_t k = 0;
+	for (size_t i = 0; env != NULL && env[i] != NULL && k < 32; i++)
+		envp[k++] = env[i];
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0 && strncmp(environ[i], "CLOSEPOLICY_", 12) != 0)
+			envp[k++] = environ[i];
+	envp[k] = NULL;
+	int o[2];
+	if (pipe2(o, O_CLOEXEC) < 0)
+		fail_msg("pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	if (pid == 0) {
+		dup2(o[1], 1);
+		execve(argv[0], (char *const *)argv, (char *const *)envp);
+		_exit(127);
+	}
+	free(envp);
+	close(o[1]);
+	int64_t deadline = now_ms() + timeout_ms;
+	size_t len = 0;
+	for (;;) {
+		struct pollfd pf = { .fd = o[0], .events = POLLIN };
+		int pr = poll(&pf, 1, left_ms(deadline));
+		if (pr == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			fail_msg("%s did not finish within %d ms", argv[0], timeout_ms);
+		}
+		if (pr < 0 && errno == EINTR)
+			continue;
+		char sink[4096];
+		bool room = len + 1 < size;
+		ssize_t got = room ? read(o[0], out + len, size - 1 - len) : read(o[0], sink, sizeof sink);
+		if (got <= 0)
+			break;
+		if (room)
+			len += (size_t)got;
+	}
+	out[len] = '\0';
+	close(o[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
 void h_line(struct h_proc *p, char *line, size_t size, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;

@@ -45,6 +45,13 @@ int h_wait(struct h_proc *p, int timeout_ms);
 /* Kill if still running, reap, remove the temporary files. */
 void h_finish(struct h_proc *p);
 
+/* $BUILD/name as an absolute path (static storage: the next call overwrites it). */
+const char *h_build_path(const char *name);
+/* Run argv (argv[0] a path) not preloaded (LD_PRELOAD and CLOSEPOLICY_* removed), with the extra
+ * "NAME=VALUE" strings of env (NULL-terminated, or NULL); its stdout, up to size - 1 bytes and
+ * NUL-terminated, in out. Returns the wait status; fails the test after timeout_ms. */
+int h_run(const char *const argv[], const char *const *env, char *out, size_t size, int timeout_ms);
+
 /* The whole log (malloc'd, NUL-terminated; "" when absent). */
 char *h_log(const struct h_proc *p);
 /* Lines of the log containing every one of the NULL-terminated needles. */

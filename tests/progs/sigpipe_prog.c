@@ -4,7 +4,9 @@
  *           signal (signal()) | sysv (sysv_signal: SA_RESETHAND) | readback (checks that what
  *           the program installs reads back as it set it, then installs a handler)
  *   TARGET: pipe (its reader closed) | socket (loopback TCP, the peer closed and reset) |
- *           wait (no writes: prints "ready", then waits for stdin to end, for kill())
+ *           stdout (write to standard output until a call fails; nothing else is printed) |
+ *           reset:PORT (connect to 127.0.0.1:PORT, print "connected", wait for the peer's RST) |
+ *           wait (no writes: prints "ready", then a line per line of stdin, for kill())
  *   CALL:   write writev send sendto sendmsg sendmmsg sendfile splice raw (syscall(SYS_write))
  *           stdio (fwrite + fflush)
  *   COUNT:  failing calls to make (default 1)
@@ -101,6 +103,10 @@ static void readback(void)
 	CHECK(sigaction(SIGPIPE, NULL, &cur) == 0);
 	CHECK(cur.sa_handler == other_handler);
 	CHECK(sigismember(&cur.sa_mask, SIGUSR1) == 1);
+	/* every other signal is the C library's business alone */
+	CHECK(signal(SIGUSR1, other_handler) == SIG_DFL);
+	CHECK(sigaction(SIGUSR1, NULL, &cur) == 0 && cur.sa_handler == other_handler);
+	CHECK(signal(SIGUSR1, SIG_DFL) == other_handler);
 	printf("readback checked\n");
 	CHECK(sigaction(SIGPIPE, &b, NULL) == 0); /* the handler the writes will call */
 }
@@ -172,8 +178,24 @@ static int broken_socket(void)
 	return c;
 }
 
+/* Connect to the test's listener and wait until it resets the connection: the first write then
+ * fails with ECONNRESET, the next ones with EPIPE. */
+static int reset_socket(int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				   .sin_port = htons((unsigned short)port) };
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof sin) < 0)
+		exit(3);
+	printf("connected\n");
+	struct pollfd pf = { .fd = c, .events = 0 };
+	if (poll(&pf, 1, 10000) != 1 || !(pf.revents & (POLLERR | POLLHUP)))
+		exit(4);
+	return c;
+}
+
 static const char *call = "write";
-static int target_fd, count = 1, block;
+static int target_fd, count = 1, block, quiet;
 static char payload[100];
 
 static ssize_t one_call(int fd)
@@ -238,11 +260,14 @@ static void *writer(void *arg)
 	sigaddset(&only, SIGPIPE);
 	if (block)
 		pthread_sigmask(SIG_BLOCK, &only, NULL);
-	for (int i = 0; i < count; i++) {
+	for (int i = 0; i < count || quiet; i++) {
 		errno = 0;
 		ssize_t r = one_call(target_fd);
 		int err = errno;
-		printf("call %s result %zd errno %s\n", call, r, r < 0 ? strerrorname_np(err) : "0");
+		if (quiet && r < 0)
+			break;
+		if (!quiet)
+			printf("call %s result %zd errno %s\n", call, r, r < 0 ? strerrorname_np(err) : "0");
 	}
 	if (block) {
 		sigset_t pending;
@@ -280,13 +305,30 @@ int main(int argc, char **argv)
 		writer_tid = (pid_t)syscall(SYS_gettid);
 		printf("ready\n");
 		char line[64];
-		while (fgets(line, sizeof line, stdin) != NULL)
-			printf("handler calls %d signo %d code %d pid_ok %d\n", (int)calls, (int)last_signo,
-			       (int)last_code, (int)pid_ok);
+		for (;;) {
+			if (fgets(line, sizeof line, stdin) != NULL)
+				printf("handler calls %d signo %d code %d pid_ok %d\n", (int)calls,
+				       (int)last_signo, (int)last_code, (int)pid_ok);
+			else if (ferror(stdin) && errno == EINTR) /* the handler interrupted read() */
+				clearerr(stdin);
+			else
+				break;
+		}
 		printf("done\n");
 		return 0;
 	}
-	target_fd = strcmp(target, "socket") == 0 ? broken_socket() : broken_pipe();
+	if (strcmp(target, "stdout") == 0) {
+		target_fd = 1;
+		quiet = 1;
+	} else if (strncmp(target, "reset:", 6) == 0) {
+		target_fd = reset_socket(atoi(target + 6));
+	} else {
+		target_fd = strcmp(target, "socket") == 0 ? broken_socket() : broken_pipe();
+	}
+	if (quiet) {
+		writer(NULL);
+		return 0;
+	}
 	if (threaded) {
 		pthread_t t;
 		pthread_create(&t, NULL, writer, NULL);

@@ -31,7 +31,14 @@ static void run_client(struct outcome *o, const char *policy)
 	char hello[100];
 	memset(hello, 'h', sizeof hello);
 	h_send_all(fd, hello, sizeof hello);
+	/* all but the last 256 KiB, until the program has closed (as itest_actions): the tail is
+	 * still queued at the program then, so a reset loses it every time */
+	struct h_read head = h_read_upto(fd, H_MB4 - 256 * 1024, 20000);
+	if (head.err == 0 && head.bytes == H_MB4 - 256 * 1024)
+		h_expect(&o->p, "closed", 10000);
 	o->r = h_read_to_end(fd, 20000);
+	o->r.bytes += head.bytes;
+	o->r.err = head.err ? head.err : o->r.err;
 	close(fd);
 	close(lfd);
 }

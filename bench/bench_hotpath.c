@@ -1,9 +1,12 @@
-/* The cost of the shim on calls that succeed: 1-byte write() to /dev/null and 64-byte send()
- * on a loopback TCP connection, ns per call, bare and preloaded, measured in the same run. */
+/* The cost of the shim on calls that succeed: 1-byte write() to /dev/null (a descriptor the
+ * shim does not follow: the marked path), 64-byte send() and write() on a loopback TCP
+ * connection (write() there goes through send() with MSG_NOSIGNAL), ns per call, bare and
+ * preloaded, measured in the same run. */
 #include "bench/common.h"
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +14,25 @@
 #include <unistd.h>
 
 #define CALLS 400000
+/* Calls are timed in chunks and the fastest chunk counts: on a virtual machine, stolen time and
+ * host interrupts only ever add time, in bursts much longer than a chunk. */
+#define CHUNK 2000
 
 static double measure_write_devnull(void)
 {
 	int fd = open("/dev/null", O_WRONLY);
 	char c = 'x';
-	double t0 = bench_now_ns();
-	for (int i = 0; i < CALLS; i++)
-		if (write(fd, &c, 1) != 1)
-			exit(1);
-	double t = (bench_now_ns() - t0) / CALLS;
+	double best = 1e18;
+	for (int done = 0; done < CALLS; done += CHUNK) {
+		double t0 = bench_now_ns();
+		for (int i = 0; i < CHUNK; i++)
+			if (write(fd, &c, 1) != 1)
+				exit(1);
+		double t = (bench_now_ns() - t0) / CHUNK;
+		best = t < best ? t : best;
+	}
 	close(fd);
-	return t;
+	return best;
 }
 
 static void *sink(void *arg)
@@ -34,7 +44,7 @@ static void *sink(void *arg)
 	return NULL;
 }
 
-static double measure_send_tcp(void)
+static double measure_tcp(bool use_write)
 {
 	int listener = bench_listener(), client, server;
 	pthread_t reader;
@@ -42,18 +52,22 @@ static double measure_send_tcp(void)
 	bench_tcp_pair(listener, &client, &server);
 	memset(msg, 'x', sizeof msg);
 	pthread_create(&reader, NULL, sink, &server);
-	const int calls = CALLS / 4;
-	double t0 = bench_now_ns();
-	for (int i = 0; i < calls; i++)
-		if (send(client, msg, sizeof msg, 0) != (ssize_t)sizeof msg)
-			exit(1);
-	double t = (bench_now_ns() - t0) / calls;
+	double best = 1e18;
+	for (int done = 0; done < CALLS / 4; done += CHUNK) {
+		double t0 = bench_now_ns();
+		for (int i = 0; i < CHUNK; i++)
+			if ((use_write ? write(client, msg, sizeof msg) : send(client, msg, sizeof msg, 0)) !=
+			    (ssize_t)sizeof msg)
+				exit(1);
+		double t = (bench_now_ns() - t0) / CHUNK;
+		best = t < best ? t : best;
+	}
 	shutdown(client, SHUT_WR);
 	pthread_join(reader, NULL);
 	close(client);
 	close(server);
 	close(listener);
-	return t;
+	return best;
 }
 
 static void compare(const char *self, const char *label, const char *what, const char *policy)
@@ -71,7 +85,12 @@ static void compare(const char *self, const char *label, const char *what, const
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--measure") == 0) {
-		printf("%.3f\n", strcmp(argv[2], "write") == 0 ? measure_write_devnull() : measure_send_tcp());
+		double ns;
+		if (strcmp(argv[2], "write") == 0)
+			ns = measure_write_devnull();
+		else
+			ns = measure_tcp(strcmp(argv[2], "write-tcp") == 0);
+		printf("%.3f\n", ns);
 		return 0;
 	}
 	/* A matching rule, so the TCP socket is tracked as a user's would be. */
@@ -79,6 +98,7 @@ int main(int argc, char **argv)
 					  "  - {match: {role: any}, action: graceful}\n");
 	compare(argv[0], "write(/dev/null, 1 byte)", "write", policy);
 	compare(argv[0], "send(loopback TCP, 64 bytes)", "send", policy);
+	compare(argv[0], "write(loopback TCP, 64 bytes)", "write-tcp", policy);
 	unlink(policy);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sys/socket.h>
 
 #include "shim/actions.h"
 #include "shim/config.h"
@@ -34,10 +35,13 @@ static void release_number(int fd, struct release *r)
 	r->err = r->ret < 0 ? errno : 0;
 }
 
-static void finish_sync_drain(int fd, struct cp_sock *s, uint64_t bytes, struct release *r)
+/* The whole graceful close in the calling thread: past max_draining, or when the shim cannot
+ * hand the socket over. */
+static void drain_here(int fd, struct cp_sock *s, struct release *r)
 {
 	int err = 0;
-	uint64_t t0 = cp_now_ns();
+	uint64_t bytes = 0, t0 = cp_now_ns();
+	cp_drain_prepare(fd, s);
 	const char *outcome = cp_drain_sync(fd, s->rule, &bytes, &err);
 	cp_event_drain(s, fd, bytes, outcome, (cp_now_ns() - t0) / 1000000u, err);
 	release_number(fd, r);
@@ -60,49 +64,44 @@ static bool forget_epoll(int fd, struct cp_sock *s)
 	return all;
 }
 
+/* close() itself only moves the socket to a number of the shim's and lets the program's number
+ * go: two system calls. The shutdown, the check that this is still the socket registered, and
+ * the reading happen on the drainer's thread, so a server closing thousands of connections a
+ * second pays little more than its own close(). */
 static void graceful(int fd, struct cp_sock *s, struct release *r)
 {
-	int err = 0;
-	uint64_t bytes = 0;
-	if (atomic_load(&s->linger0)) /* the policy's graceful close wins over the program's RST */
-		cp_act_linger(fd, 0, 0);
-	if (!atomic_load(&s->shut_wr)) {
-		err = cp_act_shutdown_wr(fd);
-		if (err != 0 && err != ENOTCONN)
-			cp_event_error(fd, "shutdown(SHUT_WR) failed", err, "went on draining");
-		err = 0;
-	}
-	/* The peer already closed and nothing is left unread (or the connection is reset): nothing
-	 * to wait for, close at once. */
-	int got = cp_drain_discard(fd, &bytes, &err);
-	if (got != 0) {
-		cp_event_drain(s, fd, bytes, got > 0 ? "eof" : "reset", 0, err);
+	/* The peer closed first and nothing is left unread (an echo server's usual end): nothing
+	 * can arrive any more, so the plain close is already graceful. One peek finds out. */
+	char byte;
+	if (recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+		if (atomic_load(&s->linger0)) /* the policy's graceful close wins over the program's RST */
+			cp_act_linger(fd, 0, 0);
+		cp_event_drain(s, fd, 0, "eof", 0, 0);
 		release_number(fd, r);
 		cp_sock_release(s);
 		return;
 	}
 	if (!cp_drain_reserve()) /* max_draining reached */
-		return finish_sync_drain(fd, s, bytes, r);
+		return drain_here(fd, s, r);
 	if (!forget_epoll(fd, s)) {
 		cp_drain_unreserve();
 		cp_event_error(fd, "an epoll registration of this socket was made through a descriptor "
 				   "closed earlier and cannot be removed",
 			       0, "drained before close returned");
-		return finish_sync_drain(fd, s, bytes, r);
+		return drain_here(fd, s, r);
 	}
 	int copy = cp_ownfd_dup_high(fd);
 	if (copy < 0) {
 		cp_drain_unreserve();
 		cp_event_error(fd, "no descriptor for a background drain", errno,
 			       "drained before close returned");
-		return finish_sync_drain(fd, s, bytes, r);
+		return drain_here(fd, s, r);
 	}
-	s->drain.bytes = bytes;
 	release_number(fd, r);
 	if (cp_drain_start(s, copy, fd) < 0) {
-		finish_sync_drain(copy, s, 0, &(struct release){ .real = false });
-		cp_ownfd_close(copy);
 		cp_drain_unreserve();
+		drain_here(copy, s, &(struct release){ .real = false });
+		cp_ownfd_close(copy);
 	}
 }
 
@@ -117,9 +116,7 @@ static void close_socket(int fd, struct cp_sock *s, struct release *r)
 		release_number(fd, r);
 		return;
 	}
-	/* Never connected (or listening), or not the socket we registered any more (closed by a
-	 * glibc-internal close we did not see, the number reused): nothing to do. */
-	if (s->kind != CP_KIND_TCP_CONN || (s->cookie != 0 && cp_info_cookie(fd) != s->cookie)) {
+	if (s->kind != CP_KIND_TCP_CONN) { /* never connected, or listening: nothing to do */
 		release_number(fd, r);
 		cp_sock_release(s);
 		return;
@@ -134,11 +131,12 @@ static void close_socket(int fd, struct cp_sock *s, struct release *r)
 		c.action = CP_ACTION_PASSTHROUGH;
 		c.message = "possibly shared with a forked process: left alone";
 	}
-	c.unread = cp_info_unread(fd);
 	bool rst_by_kernel = c.dry_run || c.action == CP_ACTION_PASSTHROUGH || c.action == CP_ACTION_LINGER;
+	bool log_close = cp_log_enabled(rule != NULL ? CP_LEVEL_INFO : CP_LEVEL_DEBUG);
+	/* unread data only matters where the kernel will answer the close with RST, or for the log */
+	c.unread = rst_by_kernel || log_close ? cp_info_unread(fd) : -1;
 	bool risk_unread = c.unread > 0 && rst_by_kernel;
 	bool risk_linger0 = atomic_load(&s->linger0) && (c.dry_run || c.action == CP_ACTION_PASSTHROUGH);
-	bool log_close = cp_log_enabled(rule != NULL ? CP_LEVEL_INFO : CP_LEVEL_DEBUG);
 
 	if (log_close || risk_unread || risk_linger0) {
 		if (!s->facts_known)
@@ -162,10 +160,12 @@ static void close_socket(int fd, struct cp_sock *s, struct release *r)
 		graceful(fd, s, r);
 		return; /* graceful owns s from here */
 	case CP_ACTION_LINGER:
-		err = cp_act_linger(fd, 1, (int)rule->linger_s);
+		if (cp_sock_still_registered(fd, s))
+			err = cp_act_linger(fd, 1, (int)rule->linger_s);
 		break;
 	case CP_ACTION_RESET:
-		err = cp_act_linger(fd, 1, 0);
+		if (cp_sock_still_registered(fd, s))
+			err = cp_act_linger(fd, 1, 0);
 		break;
 	case CP_ACTION_PASSTHROUGH:
 		break;
@@ -185,8 +185,6 @@ int cp_close(int fd)
 		errno = EBADF;
 		return -1;
 	}
-	if (!cp_in_owner_process()) /* a vfork child: our memory, its descriptors */
-		return cp_real_close(fd);
 	int saved = errno;
 	s = cp_fd_take(fd);
 	if (s == NULL || s == CP_SOCK_SHIM) { /* lost a race with another close of the same number */
@@ -250,7 +248,7 @@ static void range_entry(int fd, struct cp_sock *s, void *arg)
 
 int cp_close_range(unsigned int first, unsigned int last, int flags)
 {
-	if ((flags & CLOSE_RANGE_CLOEXEC) || first > last || !cp_in_owner_process())
+	if ((flags & CLOSE_RANGE_CLOEXEC) || first > last)
 		return cp_real_close_range(first, last, flags);
 	int saved = errno;
 	struct range rg = { .next = first, .last = last, .flags = flags };

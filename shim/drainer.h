@@ -24,6 +24,10 @@ void cp_drain_unreserve(void);
  * started (the caller still owns both and drains synchronously). */
 int cp_drain_start(struct cp_sock *s, int fd, int prog_fd);
 
+/* Before draining: undo the program's SO_LINGER {1, 0} and shut the sending side (unless the
+ * program did); the peer then gets everything queued, then FIN. */
+void cp_drain_prepare(int fd, struct cp_sock *s);
+
 /* Drain fd in the calling thread (its write side already shut) within the rule's timeouts.
  * Returns the outcome ("eof", "idle", "max", "reset"); *err is the errno of a failed read. */
 const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err);

@@ -17,7 +17,6 @@
 
 struct cp_config cp_cfg;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pid_t owner_pid;
 
 /* The name the program was started as (basename of argv[0]): what a user types and sees in ps,
  * and for a symlinked executable (redis-server -> redis-check-rdb) the name that means something.
@@ -41,6 +40,19 @@ static void find_program_name(void)
 		len = sizeof cp_cfg.program - 1;
 	memcpy(cp_cfg.program, name, len);
 	cp_cfg.program[len] = '\0';
+}
+
+/* Only rules with port or address conditions need getsockname/getpeername at accept/connect;
+ * role-only rules (and no rules) do not, and a busy server saves two system calls per
+ * connection. The log asks for the addresses itself when it writes them. */
+static bool rules_look_at_addresses(const struct cp_policy *p)
+{
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct cp_match *m = &p->rules[i].match;
+		if (m->n_local_ports || m->n_peer_ports || m->n_local || m->n_peer)
+			return true;
+	}
+	return false;
 }
 
 /* The log settings of the policy, with CLOSEPOLICY_LOG / CLOSEPOLICY_FORMAT applied. */
@@ -91,7 +103,6 @@ static void after_fork_parent(void)
 
 static void after_fork_child(void)
 {
-	owner_pid = getpid();
 	cp_log_after_fork();
 	cp_drain_atfork_child();
 	cp_sock_atfork_after();
@@ -107,7 +118,6 @@ static void before_fork(void)
 static void init_once(void)
 {
 	int saved = errno;
-	owner_pid = getpid();
 	find_program_name();
 	cp_log_set_program(cp_cfg.program);
 
@@ -128,6 +138,7 @@ static void init_once(void)
 	if (dry != NULL && *dry != '\0')
 		cp_cfg.dry_run = strcmp(dry, "0") != 0 && strcmp(dry, "false") != 0;
 	cp_matcher_init(&cp_cfg.matcher, policy, cp_cfg.program);
+	cp_cfg.match_needs_addresses = rules_look_at_addresses(policy);
 	configure_log(policy);
 
 	if (file != NULL && *file != '\0' && loaded == NULL) {
@@ -158,10 +169,6 @@ void cp_init_ensure(void)
 	pthread_once(&once, init_once);
 }
 
-bool cp_in_owner_process(void)
-{
-	return getpid() == owner_pid;
-}
 
 __attribute__((constructor)) static void cp_constructor(void)
 {

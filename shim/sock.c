@@ -1,5 +1,6 @@
 /* closepolicy — socket objects: allocation by recycling, reference counts, epoll registrations. */
 #include "shim/sock.h"
+#include "shim/sockinfo.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -51,6 +52,11 @@ void cp_sock_ref(struct cp_sock *s)
 bool cp_sock_unref_is_last(struct cp_sock *s)
 {
 	return atomic_fetch_sub(&s->refs, 1) == 1;
+}
+
+bool cp_sock_still_registered(int fd, const struct cp_sock *s)
+{
+	return s->cookie == 0 || cp_info_cookie(fd) == s->cookie;
 }
 
 bool cp_sock_maybe_shared(const struct cp_sock *s)

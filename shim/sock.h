@@ -68,6 +68,11 @@ void cp_sock_ref(struct cp_sock *s);
 bool cp_sock_unref_is_last(struct cp_sock *s);
 bool cp_sock_maybe_shared(const struct cp_sock *s);
 
+/* Before anything destructive: is fd still the socket registered (SO_COOKIE), and not another
+ * file that took its number after a close the shim did not see (fclose of an fdopen'd socket,
+ * glibc-internal closes)? True when no cookie was recorded (a rule that never acts). */
+bool cp_sock_still_registered(int fd, const struct cp_sock *s);
+
 /* epoll registrations of the program (set by the epoll_ctl wrapper, used at close). */
 void cp_sock_epreg_add(struct cp_sock *s, int epfd, int fd);
 void cp_sock_epreg_del(struct cp_sock *s, int epfd, int fd);

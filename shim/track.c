@@ -12,6 +12,7 @@
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/fdtable.h"
+#include "shim/log.h"
 #include "shim/real.h"
 #include "shim/sockinfo.h"
 
@@ -60,21 +61,30 @@ static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 	s->role = (uint8_t)role;
 	s->facts.role = role;
 	s->born_ns = cp_now_ns();
-	s->cookie = cp_info_cookie(fd);
-	cp_info_facts(fd, &s->facts);
-	/* the peer as the program named it: getpeername fails until a non-blocking connect
-	 * completes */
-	if (s->facts.peer.family == 0 && peer != NULL)
-		cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
-	s->facts_known = true;
+	if (cp_cfg.match_needs_addresses) {
+		cp_info_facts(fd, &s->facts);
+		/* the peer as the program named it: getpeername fails until a non-blocking connect
+		 * completes */
+		if (s->facts.peer.family == 0 && peer != NULL)
+			cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
+		s->facts_known = true;
+	}
 	s->rule = cp_matcher_match(&cp_cfg.matcher, &s->facts);
+	/* the identity to check before anything destructive; a rule that never acts needs none */
+	if (s->rule != NULL && (s->rule->action != CP_ACTION_PASSTHROUGH ||
+				s->rule->on_exit != CP_ACTION_PASSTHROUGH))
+		s->cookie = cp_info_cookie(fd);
 	if (s->rule != NULL && (s->rule->keepalive.set || s->rule->user_timeout_set)) {
 		int err = cp_cfg.dry_run ? 0 : cp_act_apply_options(fd, s->rule);
 		if (err != 0)
 			cp_event_error(fd, "cannot set keepalive / user_timeout", err, "left the kernel's");
-		struct cp_sockopts o;
-		cp_info_options(fd, &o);
-		cp_event_options(fd, s, &o, err);
+		if (cp_log_enabled(CP_LEVEL_DEBUG)) { /* reading back costs five system calls */
+			struct cp_sockopts o;
+			if (!s->facts_known)
+				cp_info_facts(fd, &s->facts);
+			cp_info_options(fd, &o);
+			cp_event_options(fd, s, &o, err);
+		}
 	}
 	s->kind = CP_KIND_TCP_CONN;
 }
@@ -92,7 +102,7 @@ void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int re
 			store(fd, s);
 		}
 	}
-	if (s != NULL && s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP && cp_in_owner_process()) {
+	if (s != NULL && s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP) {
 		become_connection(fd, s, CP_ROLE_CLIENT, addr, len);
 	}
 	errno = saved;
@@ -114,7 +124,7 @@ void cp_track_accept(int listen_fd, int fd)
 	} else {
 		tcp = ls != CP_SOCK_SHIM && ls->kind == CP_KIND_TCP;
 	}
-	struct cp_sock *s = tcp && cp_in_owner_process() ? cp_sock_new() : NULL;
+	struct cp_sock *s = tcp ? cp_sock_new() : NULL;
 	if (s != NULL)
 		become_connection(fd, s, CP_ROLE_SERVER, NULL, 0);
 	store(fd, s);
@@ -136,7 +146,7 @@ void cp_track_dup(int oldfd, int newfd)
 int cp_track_before_dup2(int oldfd, int newfd)
 {
 	struct cp_sock *t = cp_fd_get(newfd);
-	if (t == NULL || t == CP_SOCK_SHIM || oldfd == newfd || !cp_in_owner_process())
+	if (t == NULL || t == CP_SOCK_SHIM || oldfd == newfd)
 		return 0;
 	if (cp_real_fcntl(oldfd, F_GETFD, NULL) < 0)
 		return -1;

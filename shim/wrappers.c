@@ -25,6 +25,14 @@ static int ebadf(void)
 	return -1;
 }
 
+/* A vfork child runs in the parent's memory until it execs, so its close() would change the
+ * parent's tables, and no fork handler runs for it. fork is a valid vfork (the child may only
+ * exec or _exit either way) and keeps both processes' state their own. */
+EXPORT pid_t vfork(void)
+{
+	return fork();
+}
+
 EXPORT int close(int fd)
 {
 	return cp_close(fd);

@@ -15,16 +15,20 @@
 #include "shim/config.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
+#include "shim/exitpath.h"
 #include "shim/fdtable.h"
 #include "shim/log.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
 #include "shim/sockinfo.h"
 
-/* The program's number goes: with close(), or not at all when the caller releases it. */
+/* The program's number goes: with close(), or not at all when the caller releases it.
+ * At process exit (`exiting`), on_exit decides instead of action, and graceful closes join
+ * the exit path's drain set instead of the background drainer. */
 struct release {
 	bool real;
 	int ret, err;
+	struct cp_exit_set *exiting;
 };
 
 static void release_number(int fd, struct release *r)
@@ -124,7 +128,9 @@ static void close_socket(int fd, struct cp_sock *s, struct release *r)
 
 	const struct cp_rule *rule = s->rule;
 	struct cp_close_facts c = { .fd = fd, .sock = s, .dry_run = cp_cfg.dry_run, .unsent = -1 };
-	c.action = rule ? rule->action : CP_ACTION_PASSTHROUGH;
+	c.action = rule ? (r->exiting ? rule->on_exit : rule->action) : CP_ACTION_PASSTHROUGH;
+	if (r->exiting)
+		c.message = "process exit (on_exit)";
 	if (c.action != CP_ACTION_PASSTHROUGH && cp_sock_maybe_shared(s)) {
 		/* issue 4 will count holders across processes; until then, never act under the feet
 		 * of a forked process that may hold the socket too */
@@ -157,11 +163,15 @@ static void close_socket(int fd, struct cp_sock *s, struct release *r)
 	int err = 0;
 	switch (c.dry_run ? CP_ACTION_PASSTHROUGH : c.action) {
 	case CP_ACTION_GRACEFUL:
-		graceful(fd, s, r);
-		return; /* graceful owns s from here */
+		if (r->exiting)
+			cp_exit_set_add(r->exiting, fd, s);
+		else
+			graceful(fd, s, r);
+		return; /* the drain owns s from here */
 	case CP_ACTION_LINGER:
 		if (cp_sock_still_registered(fd, s))
-			err = cp_act_linger(fd, 1, (int)rule->linger_s);
+			err = cp_act_linger(fd, 1, r->exiting ? cp_exit_linger_s(r->exiting, rule->linger_s)
+							     : (int)rule->linger_s);
 		break;
 	case CP_ACTION_RESET:
 		if (cp_sock_still_registered(fd, s))
@@ -198,6 +208,12 @@ int cp_close(int fd)
 	close_socket(fd, s, &r);
 	errno = r.ret < 0 ? r.err : saved;
 	return r.ret;
+}
+
+void cp_close_at_exit(int fd, struct cp_sock *s, struct cp_exit_set *set)
+{
+	struct release r = { .real = true, .exiting = set };
+	close_socket(fd, s, &r);
 }
 
 void cp_close_implicit(int fd, struct cp_sock *s)

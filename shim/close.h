@@ -13,4 +13,8 @@ void cp_closefrom(int lowfd);
  * (dup2/dup3 onto fd): do the policy's work except the real close. errno is preserved. */
 void cp_close_implicit(int fd, struct cp_sock *s);
 
+/* At process exit: the socket's on_exit, for the exit path (exitpath.c). */
+struct cp_exit_set;
+void cp_close_at_exit(int fd, struct cp_sock *s, struct cp_exit_set *set);
+
 #endif

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <linux/futex.h>
+#include <limits.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -79,9 +81,17 @@ bool cp_drain_reserve(void)
 	return true;
 }
 
+static atomic_int exit_waiting; /* the exit path sleeps on in_progress: wake it at zero */
+
+static long futex(atomic_uint *addr, int op, unsigned val, const struct timespec *timeout)
+{
+	return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
+}
+
 void cp_drain_unreserve(void)
 {
-	atomic_fetch_sub(&in_progress, 1);
+	if (atomic_fetch_sub(&in_progress, 1) == 1 && atomic_load(&exit_waiting))
+		futex(&in_progress, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
 void cp_drain_prepare(int fd, struct cp_sock *s)
@@ -356,6 +366,43 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 		(void)syscall(SYS_write, atomic_load(&evfd), &one, sizeof one);
 	}
 	return 0;
+}
+
+/* ---- exit ---- */
+
+/* Time is up: what is still draining is left to the kernel's close, read one last time so that
+ * close sends FIN, not RST. Only if the drainer is not in the middle of a round (trylock: the
+ * exit path never waits for a lock). */
+static void cut_at_exit(uint64_t now)
+{
+	if (pthread_mutex_trylock(&active_lock) != 0)
+		return;
+	adopt_pending(now);
+	for (struct cp_drain *d = active; d != NULL; d = d->next) {
+		int err = 0;
+		(void)cp_drain_discard(d->fd, &d->bytes, &err);
+		cp_event_drain(sock_of(d), d->prog_fd, d->bytes, "exit", (now - d->start_ns) / 1000000u, err);
+	}
+	active = NULL; /* the process is ending: the descriptors go with it */
+	pthread_mutex_unlock(&active_lock);
+}
+
+void cp_drain_finish_at_exit(uint64_t deadline_ns)
+{
+	atomic_store(&exit_waiting, 1);
+	for (;;) {
+		unsigned n = atomic_load(&in_progress);
+		uint64_t now = cp_now_ns();
+		if (n == 0)
+			return;
+		if (now >= deadline_ns) {
+			cut_at_exit(now);
+			return;
+		}
+		uint64_t left = deadline_ns - now;
+		struct timespec ts = { .tv_sec = (time_t)(left / 1000000000u), .tv_nsec = (long)(left % 1000000000u) };
+		futex(&in_progress, FUTEX_WAIT_PRIVATE, n, &ts);
+	}
 }
 
 /* ---- fork ---- */

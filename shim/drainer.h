@@ -32,6 +32,10 @@ void cp_drain_prepare(int fd, struct cp_sock *s);
  * Returns the outcome ("eof", "idle", "max", "reset"); *err is the errno of a failed read. */
 const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err);
 
+/* Process exit: wait (a futex, no lock) until every drain in progress has ended or deadline_ns
+ * has passed; then log what is left with outcome "exit". */
+void cp_drain_finish_at_exit(uint64_t deadline_ns);
+
 /* fork: the drainer thread does not exist in the child; its copies must not keep sockets open
  * there, and the epoll set it inherits is the parent's. */
 void cp_drain_atfork_prepare(void);

@@ -41,6 +41,7 @@ SLOT(close_range);
 SLOT(closefrom);
 SLOT(epoll_ctl);
 SLOT(setsockopt);
+SLOT(_exit);
 
 int cp_real_close(int fd)
 {
@@ -144,4 +145,13 @@ int cp_real_setsockopt(int fd, int level, int name, const void *val, socklen_t l
 	int (*f)(int, int, int, const void *, socklen_t) =
 		REAL(setsockopt, int (*)(int, int, int, const void *, socklen_t));
 	return f ? f(fd, level, name, val, len) : (int)syscall(SYS_setsockopt, fd, level, name, val, len);
+}
+
+void cp_real__exit(int status)
+{
+	void (*f)(int) = REAL(_exit, void (*)(int));
+	if (f)
+		f(status);
+	for (;;) /* no libc _exit found: the system call, which does not return */
+		syscall(SYS_exit_group, status);
 }

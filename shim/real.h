@@ -23,4 +23,6 @@ void cp_real_closefrom(int lowfd);
 int cp_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int cp_real_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
 
+__attribute__((noreturn)) void cp_real__exit(int status);
+
 #endif

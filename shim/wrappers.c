@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "shim/close.h"
+#include "shim/exitpath.h"
 #include "shim/real.h"
 #include "shim/track.h"
 
@@ -31,6 +32,20 @@ static int ebadf(void)
 EXPORT pid_t vfork(void)
 {
 	return fork();
+}
+
+/* _exit and _Exit skip destructors: the exit work runs here (exit() reaches it through the
+ * destructor in exitpath.c, and its own final _exit call is internal to libc). */
+EXPORT void _exit(int status)
+{
+	cp_exit_run();
+	cp_real__exit(status);
+}
+
+EXPORT void _Exit(int status)
+{
+	cp_exit_run();
+	cp_real__exit(status);
 }
 
 EXPORT int close(int fd)

@@ -111,6 +111,7 @@ void h_spawn(struct h_proc *p, const char *policy_yaml, const char *const *env, 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(out[1], 1);
 		dup2(in[0], 0);
+		closefrom(3); /* the program starts with 0, 1, 2 only, as from a shell */
 		execve(path, (char *const *)argv, (char *const *)envp);
 		_exit(127);
 	}

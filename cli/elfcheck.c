@@ -66,7 +66,7 @@ static bool has_capabilities(const char *file)
 
 static void check_elf(const char *file, int depth)
 {
-	unsigned char buf[4096];
+	_Alignas(Elf64_Ehdr) unsigned char buf[4096];
 	struct stat st;
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -106,12 +106,13 @@ static void check_elf(const char *file, int depth)
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)buf;
 	if (eh->e_phoff + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > (uint64_t)n)
 		return;
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)(buf + eh->e_phoff);
 	for (int i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_INTERP)
+		Elf64_Phdr ph; /* copied: e_phoff need not be aligned */
+		memcpy(&ph, buf + eh->e_phoff + (size_t)i * sizeof ph, sizeof ph);
+		if (ph.p_type != PT_INTERP)
 			continue;
-		if (ph[i].p_offset + ph[i].p_filesz <= (uint64_t)n &&
-		    memmem(buf + ph[i].p_offset, ph[i].p_filesz, "musl", 4))
+		if (ph.p_offset + ph.p_filesz <= (uint64_t)n &&
+		    memmem(buf + ph.p_offset, ph.p_filesz, "musl", 4))
 			warn(file, "uses musl's loader (the object is built for glibc)");
 		return;
 	}

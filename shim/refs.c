@@ -151,33 +151,43 @@ bool cp_refs_share(struct cp_sock *s, int fd)
 	return true;
 }
 
+/* Once per socket in a pass: a socket with one descriptor is seen once anyway; only the others
+ * are stamped. Writing to every object would cost a page fault per page of objects at every
+ * fork (the parent's pages are write-protected by the previous fork). */
+static bool first_sight(struct cp_sock *s, unsigned e)
+{
+	if (atomic_load_explicit(&s->refs, memory_order_relaxed) <= 1)
+		return true;
+	if (s->ref_epoch == e)
+		return false;
+	s->ref_epoch = e;
+	return true;
+}
+
 /* One socket (seen through descriptor fd) goes to the child as well. */
 static void count_for_child(int fd, struct cp_sock *s, void *arg)
 {
-	unsigned e = *(unsigned *)arg;
-	if (s == CP_SOCK_SHIM || s->ref_epoch == e)
+	if (s == CP_SOCK_SHIM || !first_sight(s, *(unsigned *)arg))
 		return;
-	s->ref_epoch = e;
-	s->ref_mark = 0;
 	if (s->kind == CP_KIND_TCP) {
 		/* not connected yet: whichever process connects it, the other may hold it */
-		s->unknown_holders = true;
+		if (!s->unknown_holders)
+			s->unknown_holders = true;
 		return;
 	}
-	if (s->kind != CP_KIND_TCP_CONN)
-		return;
-	if (cp_refs_share(s, fd))
-		s->ref_mark = CP_REF_COUNTED;
+	if (s->kind == CP_KIND_TCP_CONN)
+		(void)cp_refs_share(s, fd);
 }
 
+/* The fork failed: take back what count_for_child added (the gate was held all along, so the
+ * same sockets are there, each shared now unless it could not be counted). */
 static void uncount(int fd, struct cp_sock *s, void *arg)
 {
 	(void)fd;
-	unsigned e = *(unsigned *)arg;
-	if (s != CP_SOCK_SHIM && s->ref_epoch == e && (s->ref_mark & CP_REF_COUNTED)) {
-		s->ref_mark &= (uint8_t)~CP_REF_COUNTED;
+	if (s == CP_SOCK_SHIM || !first_sight(s, *(unsigned *)arg))
+		return;
+	if (s->kind == CP_KIND_TCP_CONN && s->shared && !s->unknown_holders)
 		cp_sht_add(s->slot, -1);
-	}
 }
 
 void cp_refs_fork_prepare(void)
@@ -220,8 +230,10 @@ pid_t cp_fork(void)
 	if (pid != 0 && fork_counted) {
 		int saved = errno;
 		fork_counted = false;
-		if (pid < 0)
-			cp_fd_foreach(0, ~0U, uncount, &fork_epoch);
+		if (pid < 0) {
+			unsigned e = atomic_fetch_add(&epoch, 1) + 1;
+			cp_fd_foreach(0, ~0U, uncount, &e);
+		}
 		cp_refs_resume();
 		errno = saved;
 	}

@@ -20,6 +20,7 @@
 #include "shim/log.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
+#include "shim/refs.h"
 #include "shim/sockinfo.h"
 
 /* The program's number goes: with close(), or not at all when the caller releases it.
@@ -113,11 +114,31 @@ static const char *const UNREAD_RISK =
 	"data left unread: the kernel answers the close with RST and the peer may lose data it has "
 	"not read yet";
 
-/* The last descriptor of socket s in this process is going: decide and act. */
-static void close_socket(int fd, struct cp_sock *s, struct release *r)
+/* Take fd's entry and drop its reference, with forks held off (refs.h): the socket, NULL when
+ * fd has no entry, CP_SOCK_SHIM (entry kept) when it is the shim's own. */
+static struct cp_sock *take(int fd, enum cp_last *last)
 {
-	if (!cp_sock_unref_is_last(s)) { /* another descriptor still holds it: a plain close */
+	cp_refs_gate_enter();
+	struct cp_sock *s = cp_fd_take(fd), *old;
+	if (s == CP_SOCK_SHIM)
+		cp_fd_put(fd, s, &old);
+	else if (s != NULL)
+		*last = cp_refs_release(s);
+	cp_refs_gate_leave();
+	return s;
+}
+
+/* A descriptor of socket s is going, and `last` says whether it was the socket's last in every
+ * process: decide and act. */
+static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct release *r)
+{
+	if (last == CP_NOT_LAST) { /* another descriptor of this process holds it */
 		release_number(fd, r);
+		return;
+	}
+	if (last == CP_HELD_ELSEWHERE) { /* another process holds it: a plain close, no event */
+		release_number(fd, r);
+		cp_sock_release(s);
 		return;
 	}
 	if (s->kind != CP_KIND_TCP_CONN) { /* never connected, or listening: nothing to do */
@@ -131,11 +152,10 @@ static void close_socket(int fd, struct cp_sock *s, struct release *r)
 	c.action = rule ? (r->exiting ? rule->on_exit : rule->action) : CP_ACTION_PASSTHROUGH;
 	if (r->exiting)
 		c.message = "process exit (on_exit)";
-	if (c.action != CP_ACTION_PASSTHROUGH && cp_sock_maybe_shared(s)) {
-		/* issue 4 will count holders across processes; until then, never act under the feet
-		 * of a forked process that may hold the socket too */
+	if (c.action != CP_ACTION_PASSTHROUGH && last == CP_LAST_UNKNOWN) {
+		/* never shut down, drain or reset under the feet of a holder the shim cannot see */
 		c.action = CP_ACTION_PASSTHROUGH;
-		c.message = "possibly shared with a forked process: left alone";
+		c.message = "other holders of this socket cannot be known: left alone";
 	}
 	bool rst_by_kernel = c.dry_run || c.action == CP_ACTION_PASSTHROUGH || c.action == CP_ACTION_LINGER;
 	bool log_close = cp_log_enabled(rule != NULL ? CP_LEVEL_INFO : CP_LEVEL_DEBUG);
@@ -196,31 +216,46 @@ int cp_close(int fd)
 		return -1;
 	}
 	int saved = errno;
-	s = cp_fd_take(fd);
+	enum cp_last last = CP_NOT_LAST;
+	s = take(fd, &last);
 	if (s == NULL || s == CP_SOCK_SHIM) { /* lost a race with another close of the same number */
-		struct cp_sock *old;
-		if (s == CP_SOCK_SHIM)
-			cp_fd_put(fd, s, &old);
 		errno = EBADF;
 		return s == NULL ? cp_real_close(fd) : -1;
 	}
 	struct release r = { .real = true };
-	close_socket(fd, s, &r);
+	close_socket(fd, s, last, &r);
 	errno = r.ret < 0 ? r.err : saved;
 	return r.ret;
 }
 
-void cp_close_at_exit(int fd, struct cp_sock *s, struct cp_exit_set *set)
+/* At exit each socket is released once for the whole process (refs.h): its on_exit applies
+ * only where this process was the last holder anywhere; other descriptors are left to the
+ * kernel's close. */
+void cp_close_at_exit(int fd, struct cp_exit_set *set)
 {
+	cp_refs_gate_enter();
+	struct cp_sock *s = cp_fd_take(fd), *old;
+	bool last = false;
+	if (s == CP_SOCK_SHIM)
+		cp_fd_put(fd, s, &old);
+	else if (s != NULL)
+		last = cp_refs_release_at_exit(s, fd);
+	cp_refs_gate_leave();
+	if (!last)
+		return;
 	struct release r = { .real = true, .exiting = set };
-	close_socket(fd, s, &r);
+	close_socket(fd, s, CP_LAST, &r);
 }
 
-void cp_close_implicit(int fd, struct cp_sock *s)
+void cp_close_implicit(int fd)
 {
 	int saved = errno;
-	struct release r = { .real = false };
-	close_socket(fd, s, &r);
+	enum cp_last last = CP_NOT_LAST;
+	struct cp_sock *s = take(fd, &last);
+	if (s != NULL && s != CP_SOCK_SHIM) {
+		struct release r = { .real = false };
+		close_socket(fd, s, last, &r);
+	}
 	errno = saved;
 }
 
@@ -255,11 +290,7 @@ static void range_entry(int fd, struct cp_sock *s, void *arg)
 		return;
 	}
 	rg->next = (unsigned)fd;
-	s = cp_fd_take(fd);
-	if (s != NULL && s != CP_SOCK_SHIM)
-		cp_close_implicit(fd, s);
-	else if (s == CP_SOCK_SHIM)
-		cp_fd_put(fd, s, &s);
+	cp_close_implicit(fd);
 }
 
 int cp_close_range(unsigned int first, unsigned int last, int flags)

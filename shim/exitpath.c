@@ -119,15 +119,8 @@ static void drain_set(struct cp_exit_set *set)
 
 static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
 {
-	if (s == CP_SOCK_SHIM || s->kind != CP_KIND_TCP_CONN)
-		return;
-	s = cp_fd_take(fd);
-	if (s == NULL || s == CP_SOCK_SHIM) { /* closed by another thread meanwhile */
-		if (s == CP_SOCK_SHIM)
-			cp_fd_put(fd, s, &s);
-		return;
-	}
-	cp_close_at_exit(fd, s, arg);
+	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN)
+		cp_close_at_exit(fd, arg);
 }
 
 void cp_exit_run(void)

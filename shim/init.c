@@ -12,7 +12,9 @@
 
 #include "shim/drainer.h"
 #include "shim/events.h"
+#include "shim/inherit.h"
 #include "shim/log.h"
+#include "shim/refs.h"
 #include "shim/sock.h"
 
 struct cp_config cp_cfg;
@@ -94,11 +96,19 @@ static void configure_log(const struct cp_policy *p)
 		cp_event_error(-1, "CLOSEPOLICY_FORMAT must be text or json", 0, "ignored it");
 }
 
+/* The reference count pass first (it holds closes off, and takes no lock), then the locks. */
+static void before_fork(void)
+{
+	cp_refs_fork_prepare();
+	cp_sock_atfork_prepare();
+	cp_drain_atfork_prepare();
+}
+
 static void after_fork_parent(void)
 {
 	cp_drain_atfork_parent();
 	cp_sock_atfork_after();
-	cp_fork_generation_bump();
+	cp_refs_fork_parent();
 }
 
 static void after_fork_child(void)
@@ -106,13 +116,7 @@ static void after_fork_child(void)
 	cp_log_after_fork();
 	cp_drain_atfork_child();
 	cp_sock_atfork_after();
-	cp_fork_generation_bump();
-}
-
-static void before_fork(void)
-{
-	cp_sock_atfork_prepare();
-	cp_drain_atfork_prepare();
+	cp_refs_fork_child();
 }
 
 static void init_once(void)
@@ -160,6 +164,8 @@ static void init_once(void)
 		cp_event_policy_loaded(policy, cp_cfg.dry_run);
 	}
 	free(diag);
+	cp_refs_init(policy);
+	cp_inherit_adopt();
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	errno = saved;
 }

@@ -100,6 +100,15 @@ demo_case "1.4 emulate Windows: process exit is an abortive close (on_exit: rese
   - {name: win, match: {role: server}, action: passthrough, on_exit: reset}" \
 	--read 100 --write 65536 --end exit
 
+# A fork-per-connection server: the parent closes its copy right after fork, the child replies.
+# shutdown() ignores other holders, so a shim acting on the parent's close would cut the child.
+SERVER=$BUILD/progs/demo_forkserver demo_case \
+	"fork server: the parent closes its copy at once, the child replies 200000 bytes" \
+	"received 200000 bytes, then EOF" fork-graceful \
+	"rules:
+  - {name: web, match: {role: server}, action: graceful}" \
+	--write 200000
+
 # 1.5 / 2.3 / 2.4: a peer that vanishes. Two network namespaces joined by a veth pair; the
 # server's side of the cable is then pulled (link down), so nothing comes back, ever.
 vanish_case() { # label expect name yaml writer-args...

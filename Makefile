@@ -79,6 +79,9 @@ $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c 
 $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
+$(BUILD)/progs/static_hello: tests/progs/static_hello.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -static -o $@ $<
 $(BUILD)/progs/%: demo/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread

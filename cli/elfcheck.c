@@ -1,5 +1,6 @@
 /* Why a preload would silently not happen: static or set-user-ID executables, 32-bit ones,
- * musl's loader, and #! scripts whose interpreter is one of those. */
+ * musl's loader, Go programs, file capabilities, and #! scripts whose interpreter is one of
+ * those. */
 #include "cli/cli.h"
 
 #include <elf.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* execvp's search, so the warning is about the file that will run. */
@@ -35,17 +37,50 @@ static void warn(const char *file, const char *why)
 		file, why);
 }
 
+/* Go programs make their own system calls (net, os): a preloaded C library wrapper never sees
+ * them, even when the binary is dynamically linked (cgo). Found by the section Go writes. */
+static bool is_go(int fd, const Elf64_Ehdr *eh)
+{
+	Elf64_Shdr sh[64], strtab;
+	if (eh->e_shnum == 0 || eh->e_shnum > 64 || eh->e_shstrndx >= eh->e_shnum ||
+	    pread(fd, sh, eh->e_shnum * sizeof *sh, (off_t)eh->e_shoff) != (ssize_t)(eh->e_shnum * sizeof *sh))
+		return false;
+	strtab = sh[eh->e_shstrndx];
+	char names[4096];
+	size_t n = strtab.sh_size < sizeof names - 1 ? strtab.sh_size : sizeof names - 1;
+	if (pread(fd, names, n, (off_t)strtab.sh_offset) != (ssize_t)n)
+		return false;
+	names[n] = '\0';
+	for (int i = 0; i < eh->e_shnum; i++)
+		if (sh[i].sh_name < n && (strcmp(names + sh[i].sh_name, ".note.go.buildid") == 0 ||
+					  strcmp(names + sh[i].sh_name, ".go.buildinfo") == 0))
+			return true;
+	return false;
+}
+
+/* File capabilities put the loader in secure mode, like set-user-ID. */
+static bool has_capabilities(const char *file)
+{
+	return getxattr(file, "security.capability", NULL, 0) > 0;
+}
+
 static void check_elf(const char *file, int depth)
 {
-	unsigned char buf[4096];
+	_Alignas(Elf64_Ehdr) unsigned char buf[4096];
 	struct stat st;
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	ssize_t n = fstat(fd, &st) == 0 ? read(fd, buf, sizeof buf) : -1;
+	bool go = n >= (ssize_t)sizeof(Elf64_Ehdr) && memcmp(buf, ELFMAG, SELFMAG) == 0 &&
+		  buf[EI_CLASS] == ELFCLASS64 && is_go(fd, (const Elf64_Ehdr *)buf);
 	close(fd);
 	if (n <= 0)
 		return;
+	if (go)
+		warn(file, "is a Go program (it makes its own system calls, which no preloaded object sees)");
+	if (has_capabilities(file))
+		warn(file, "has file capabilities (the dynamic loader ignores LD_PRELOAD for it)");
 	if (st.st_mode & S_ISUID)
 		warn(file, "is set-user-ID (the dynamic loader ignores LD_PRELOAD for it)");
 	else if (st.st_mode & S_ISGID)
@@ -71,12 +106,13 @@ static void check_elf(const char *file, int depth)
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)buf;
 	if (eh->e_phoff + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > (uint64_t)n)
 		return;
-	const Elf64_Phdr *ph = (const Elf64_Phdr *)(buf + eh->e_phoff);
 	for (int i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_INTERP)
+		Elf64_Phdr ph; /* copied: e_phoff need not be aligned */
+		memcpy(&ph, buf + eh->e_phoff + (size_t)i * sizeof ph, sizeof ph);
+		if (ph.p_type != PT_INTERP)
 			continue;
-		if (ph[i].p_offset + ph[i].p_filesz <= (uint64_t)n &&
-		    memmem(buf + ph[i].p_offset, ph[i].p_filesz, "musl", 4))
+		if (ph.p_offset + ph.p_filesz <= (uint64_t)n &&
+		    memmem(buf + ph.p_offset, ph.p_filesz, "musl", 4))
 			warn(file, "uses musl's loader (the object is built for glibc)");
 		return;
 	}

@@ -76,6 +76,112 @@ demo_case "1.4 SO_LINGER {1,N}: linger, close() waits for the data to be acknowl
   - {name: wait, match: {role: server}, action: linger, linger: 5s}" \
 	--read 100 --write 4194304 --end close
 
+demo_case "1.2 process exit() without close(), data left unread" \
+	"received 4194304 bytes, then EOF" exit-graceful \
+	"rules:
+  - {name: web, match: {role: server}, action: passthrough, on_exit: graceful}" \
+	--read 5 --write 4194304 --end exit
+
+demo_case "2.2 process _exit() without close(), data left unread" \
+	"received 4194304 bytes, then EOF" _exit-graceful \
+	"rules:
+  - {name: web, match: {role: server}, action: passthrough, on_exit: graceful}" \
+	--read 5 --write 4194304 --end _exit
+
+demo_case "1.3 shutdown(SHUT_WR) by the program, then close(): the shim only drains" \
+	"received 4194304 bytes, then EOF" shutdown \
+	"rules:
+  - {name: web, match: {role: server}, action: graceful}" \
+	--read 100 --write 4194304 --end shutdown
+
+demo_case "1.4 emulate Windows: process exit is an abortive close (on_exit: reset)" \
+	"then ECONNRESET" windows \
+	"rules:
+  - {name: win, match: {role: server}, action: passthrough, on_exit: reset}" \
+	--read 100 --write 65536 --end exit
+
+# A fork-per-connection server: the parent closes its copy right after fork, the child replies.
+# shutdown() ignores other holders, so a shim acting on the parent's close would cut the child.
+SERVER=$BUILD/progs/demo_forkserver demo_case \
+	"fork server: the parent closes its copy at once, the child replies 200000 bytes" \
+	"received 200000 bytes, then EOF" fork-graceful \
+	"rules:
+  - {name: web, match: {role: server}, action: graceful}" \
+	--write 200000
+
+# 1.5 / 2.3 / 2.4: a peer that vanishes. Two network namespaces joined by a veth pair; the
+# server's side of the cable is then pulled (link down), so nothing comes back, ever.
+vanish_case() { # label expect name yaml writer-args...
+	local label=$1 expect=$2 name=$3 yaml=$4; shift 4
+	local pol bare with
+	pol=$(policy "$name" "$yaml")
+	echo "== $label"
+	bare=$(vanish_one - "$@")
+	echo "   bare:        $bare (kernel default: $KERNEL_DEFAULT)"
+	with=$(vanish_one "$pol" "$@")
+	echo "   with policy: $with"
+	echo "   policy:      $(echo "$yaml" | tr '\n' ' ' | tr -s ' ')"
+	echo "   closepolicy log:"
+	sed 's/^/     /' "$work/log"
+	local verdict=ok
+	if ! echo "$with" | grep -qE "$expect"; then
+		verdict="UNEXPECTED (wanted: $expect)"
+		failed=1
+	fi
+	echo "   outcome:     $verdict"
+	echo
+	rows+=("$label|$bare|$with|$name|$verdict")
+}
+
+NS_A=cpdemo-a.$$ NS_B=cpdemo-b.$$
+vanish_one() { # POLICY|- writer-args...
+	local pol=$1; shift
+	: > "$work/log"
+	ip netns add "$NS_A" && ip netns add "$NS_B" || return 1
+	ip link add "va$$" netns "$NS_A" type veth peer name "vb$$" netns "$NS_B"
+	ip -n "$NS_A" addr add 198.18.0.1/30 dev "va$$"
+	ip -n "$NS_B" addr add 198.18.0.2/30 dev "vb$$"
+	ip -n "$NS_A" link set "va$$" up
+	ip -n "$NS_B" link set "vb$$" up
+	exec 4< <(ip netns exec "$NS_B" "$SERVER" --any --read 0 --write 0 --end hold 2>/dev/null)
+	local port line
+	read -r port <&4
+	if [ "$pol" = - ]; then
+		coproc W { ip netns exec "$NS_A" "$WRITER" 198.18.0.2 "$port" "$@" 2>&1; }
+	else
+		coproc W { ip netns exec "$NS_A" "$CP" run -p "$pol" -l "$work/log" -- "$WRITER" 198.18.0.2 "$port" "$@" 2>&1; }
+	fi
+	read -r line <&"${W[0]}"          # "connected"
+	ip -n "$NS_B" link set "vb$$" down  # the cable is pulled
+	echo go >&"${W[1]}"
+	read -r line <&"${W[0]}"
+	echo "$line"
+	wait "$W_PID" 2>/dev/null
+	ip netns pids "$NS_B" | xargs -r kill 2>/dev/null
+	exec 4<&-
+	ip netns del "$NS_A"; ip netns del "$NS_B"
+}
+
+WRITER=$BUILD/progs/demo_writer
+KERNEL_DEFAULT="about $(awk '{print ($1 >= 15) ? "924 s (tcp_retries2 15)" : "a shorter time"}' /proc/sys/net/ipv4/tcp_retries2 2>/dev/null) of retransmission before a write fails; 7200 s idle + 9 probes before keepalive notices"
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && ip netns add "cpdemo-probe.$$" 2>/dev/null; then
+	ip netns del "cpdemo-probe.$$"
+	vanish_case "2.3 server vanishes while the client writes: TCP_USER_TIMEOUT" \
+		"error ETIMEDOUT after [0-9.]+ s" user-timeout \
+		"rules:
+  - {name: backend, match: {role: client}, user_timeout: 3s}" \
+		--give-up 6
+	vanish_case "1.5/2.4 peer vanishes while we wait to read: keepalive" \
+		"error ETIMEDOUT after [0-9.]+ s" keepalive \
+		"rules:
+  - {name: backend, match: {role: client}, keepalive: {idle: 1s, interval: 1s, count: 2}}" \
+		--read --give-up 6
+else
+	echo "== 1.5 / 2.3 / 2.4 vanished peer: skipped (needs root, iproute2 and network namespaces)"
+	echo
+	rows+=("1.5/2.3/2.4 vanished peer|skipped: needs root and ip netns|skipped||skipped")
+fi
+
 echo "Summary"
 printf '%-72s | %-48s | %-48s | %s\n' "case" "bare: what the peer saw" "with policy" "policy"
 for r in "${rows[@]}"; do

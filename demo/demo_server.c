@@ -4,7 +4,8 @@
  *
  * Listens on 127.0.0.1 (an ephemeral port, printed on stdout as "PORT\n"), accepts one
  * connection (--any: listens on every address), reads N bytes of the request (default 5: the rest stays unread), writes BYTES
- * (default 4 MB) and ends by HOW: close (default), exit, _exit, return, shutdown (shutdown
+ * (default 4 MB) and ends by HOW: close (default), exit, _exit, _Exit, return (these four
+ * with --status N, leaving the connection open for the exit path), shutdown (shutdown
  * SHUT_WR, then close), hold (keep the connection open until killed). --linger0 sets SO_LINGER {1, 0} itself before closing. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
 {
 	size_t read_n = 5, write_n = 4u << 20;
 	const char *end = "close";
-	int linger0 = 0, bind_any = 0;
+	int linger0 = 0, bind_any = 0, status = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--read") == 0 && i + 1 < argc)
 			read_n = strtoul(argv[++i], NULL, 10);
@@ -45,13 +46,15 @@ int main(int argc, char **argv)
 			write_n = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--end") == 0 && i + 1 < argc)
 			end = argv[++i];
+		else if (strcmp(argv[i], "--status") == 0 && i + 1 < argc)
+			status = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--any") == 0)
 			bind_any = 1;
 		else if (strcmp(argv[i], "--linger0") == 0)
 			linger0 = 1;
 		else {
 			fprintf(stderr, "usage: demo_server [--read N] [--write BYTES] "
-					"[--end close|exit|_exit|return|shutdown|hold] [--linger0]\n");
+					"[--end close|exit|_exit|_Exit|return|shutdown|hold] [--status N] [--linger0]\n");
 			return 2;
 		}
 	}
@@ -81,11 +84,13 @@ int main(int argc, char **argv)
 		setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 	}
 	if (strcmp(end, "exit") == 0)
-		exit(0);
+		exit(status);
 	if (strcmp(end, "_exit") == 0)
-		_exit(0);
+		_exit(status);
+	if (strcmp(end, "_Exit") == 0)
+		_Exit(status);
 	if (strcmp(end, "return") == 0)
-		return 0;
+		return status;
 	if (strcmp(end, "hold") == 0)
 		for (;;)
 			pause();

@@ -9,21 +9,27 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sys/socket.h>
 
 #include "shim/actions.h"
 #include "shim/config.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
+#include "shim/exitpath.h"
 #include "shim/fdtable.h"
 #include "shim/log.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
+#include "shim/refs.h"
 #include "shim/sockinfo.h"
 
-/* The program's number goes: with close(), or not at all when the caller releases it. */
+/* The program's number goes: with close(), or not at all when the caller releases it.
+ * At process exit (`exiting`), on_exit decides instead of action, and graceful closes join
+ * the exit path's drain set instead of the background drainer. */
 struct release {
 	bool real;
 	int ret, err;
+	struct cp_exit_set *exiting;
 };
 
 static void release_number(int fd, struct release *r)
@@ -34,10 +40,13 @@ static void release_number(int fd, struct release *r)
 	r->err = r->ret < 0 ? errno : 0;
 }
 
-static void finish_sync_drain(int fd, struct cp_sock *s, uint64_t bytes, struct release *r)
+/* The whole graceful close in the calling thread: past max_draining, or when the shim cannot
+ * hand the socket over. */
+static void drain_here(int fd, struct cp_sock *s, struct release *r)
 {
 	int err = 0;
-	uint64_t t0 = cp_now_ns();
+	uint64_t bytes = 0, t0 = cp_now_ns();
+	cp_drain_prepare(fd, s);
 	const char *outcome = cp_drain_sync(fd, s->rule, &bytes, &err);
 	cp_event_drain(s, fd, bytes, outcome, (cp_now_ns() - t0) / 1000000u, err);
 	release_number(fd, r);
@@ -60,49 +69,44 @@ static bool forget_epoll(int fd, struct cp_sock *s)
 	return all;
 }
 
+/* close() itself only moves the socket to a number of the shim's and lets the program's number
+ * go: two system calls. The shutdown, the check that this is still the socket registered, and
+ * the reading happen on the drainer's thread, so a server closing thousands of connections a
+ * second pays little more than its own close(). */
 static void graceful(int fd, struct cp_sock *s, struct release *r)
 {
-	int err = 0;
-	uint64_t bytes = 0;
-	if (atomic_load(&s->linger0)) /* the policy's graceful close wins over the program's RST */
-		cp_act_linger(fd, 0, 0);
-	if (!atomic_load(&s->shut_wr)) {
-		err = cp_act_shutdown_wr(fd);
-		if (err != 0 && err != ENOTCONN)
-			cp_event_error(fd, "shutdown(SHUT_WR) failed", err, "went on draining");
-		err = 0;
-	}
-	/* The peer already closed and nothing is left unread (or the connection is reset): nothing
-	 * to wait for, close at once. */
-	int got = cp_drain_discard(fd, &bytes, &err);
-	if (got != 0) {
-		cp_event_drain(s, fd, bytes, got > 0 ? "eof" : "reset", 0, err);
+	/* The peer closed first and nothing is left unread (an echo server's usual end): nothing
+	 * can arrive any more, so the plain close is already graceful. One peek finds out. */
+	char byte;
+	if (recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+		if (atomic_load(&s->linger0)) /* the policy's graceful close wins over the program's RST */
+			cp_act_linger(fd, 0, 0);
+		cp_event_drain(s, fd, 0, "eof", 0, 0);
 		release_number(fd, r);
 		cp_sock_release(s);
 		return;
 	}
 	if (!cp_drain_reserve()) /* max_draining reached */
-		return finish_sync_drain(fd, s, bytes, r);
+		return drain_here(fd, s, r);
 	if (!forget_epoll(fd, s)) {
 		cp_drain_unreserve();
 		cp_event_error(fd, "an epoll registration of this socket was made through a descriptor "
 				   "closed earlier and cannot be removed",
 			       0, "drained before close returned");
-		return finish_sync_drain(fd, s, bytes, r);
+		return drain_here(fd, s, r);
 	}
 	int copy = cp_ownfd_dup_high(fd);
 	if (copy < 0) {
 		cp_drain_unreserve();
 		cp_event_error(fd, "no descriptor for a background drain", errno,
 			       "drained before close returned");
-		return finish_sync_drain(fd, s, bytes, r);
+		return drain_here(fd, s, r);
 	}
-	s->drain.bytes = bytes;
 	release_number(fd, r);
 	if (cp_drain_start(s, copy, fd) < 0) {
-		finish_sync_drain(copy, s, 0, &(struct release){ .real = false });
-		cp_ownfd_close(copy);
 		cp_drain_unreserve();
+		drain_here(copy, s, &(struct release){ .real = false });
+		cp_ownfd_close(copy);
 	}
 }
 
@@ -110,16 +114,34 @@ static const char *const UNREAD_RISK =
 	"data left unread: the kernel answers the close with RST and the peer may lose data it has "
 	"not read yet";
 
-/* The last descriptor of socket s in this process is going: decide and act. */
-static void close_socket(int fd, struct cp_sock *s, struct release *r)
+/* Take fd's entry and drop its reference, with forks held off (refs.h): the socket, NULL when
+ * fd has no entry, CP_SOCK_SHIM (entry kept) when it is the shim's own. */
+static struct cp_sock *take(int fd, enum cp_last *last)
 {
-	if (!cp_sock_unref_is_last(s)) { /* another descriptor still holds it: a plain close */
+	cp_refs_gate_enter();
+	struct cp_sock *s = cp_fd_take(fd), *old;
+	if (s == CP_SOCK_SHIM)
+		cp_fd_put(fd, s, &old);
+	else if (s != NULL)
+		*last = cp_refs_release(s);
+	cp_refs_gate_leave();
+	return s;
+}
+
+/* A descriptor of socket s is going, and `last` says whether it was the socket's last in every
+ * process: decide and act. */
+static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct release *r)
+{
+	if (last == CP_NOT_LAST) { /* another descriptor of this process holds it */
 		release_number(fd, r);
 		return;
 	}
-	/* Never connected (or listening), or not the socket we registered any more (closed by a
-	 * glibc-internal close we did not see, the number reused): nothing to do. */
-	if (s->kind != CP_KIND_TCP_CONN || (s->cookie != 0 && cp_info_cookie(fd) != s->cookie)) {
+	if (last == CP_HELD_ELSEWHERE) { /* another process holds it: a plain close, no event */
+		release_number(fd, r);
+		cp_sock_release(s);
+		return;
+	}
+	if (s->kind != CP_KIND_TCP_CONN) { /* never connected, or listening: nothing to do */
 		release_number(fd, r);
 		cp_sock_release(s);
 		return;
@@ -127,18 +149,20 @@ static void close_socket(int fd, struct cp_sock *s, struct release *r)
 
 	const struct cp_rule *rule = s->rule;
 	struct cp_close_facts c = { .fd = fd, .sock = s, .dry_run = cp_cfg.dry_run, .unsent = -1 };
-	c.action = rule ? rule->action : CP_ACTION_PASSTHROUGH;
-	if (c.action != CP_ACTION_PASSTHROUGH && cp_sock_maybe_shared(s)) {
-		/* issue 4 will count holders across processes; until then, never act under the feet
-		 * of a forked process that may hold the socket too */
+	c.action = rule ? (r->exiting ? rule->on_exit : rule->action) : CP_ACTION_PASSTHROUGH;
+	if (r->exiting)
+		c.message = "process exit (on_exit)";
+	if (c.action != CP_ACTION_PASSTHROUGH && last == CP_LAST_UNKNOWN) {
+		/* never shut down, drain or reset under the feet of a holder the shim cannot see */
 		c.action = CP_ACTION_PASSTHROUGH;
-		c.message = "possibly shared with a forked process: left alone";
+		c.message = "other holders of this socket cannot be known: left alone";
 	}
-	c.unread = cp_info_unread(fd);
 	bool rst_by_kernel = c.dry_run || c.action == CP_ACTION_PASSTHROUGH || c.action == CP_ACTION_LINGER;
+	bool log_close = cp_log_enabled(rule != NULL ? CP_LEVEL_INFO : CP_LEVEL_DEBUG);
+	/* unread data only matters where the kernel will answer the close with RST, or for the log */
+	c.unread = rst_by_kernel || log_close ? cp_info_unread(fd) : -1;
 	bool risk_unread = c.unread > 0 && rst_by_kernel;
 	bool risk_linger0 = atomic_load(&s->linger0) && (c.dry_run || c.action == CP_ACTION_PASSTHROUGH);
-	bool log_close = cp_log_enabled(rule != NULL ? CP_LEVEL_INFO : CP_LEVEL_DEBUG);
 
 	if (log_close || risk_unread || risk_linger0) {
 		if (!s->facts_known)
@@ -159,13 +183,19 @@ static void close_socket(int fd, struct cp_sock *s, struct release *r)
 	int err = 0;
 	switch (c.dry_run ? CP_ACTION_PASSTHROUGH : c.action) {
 	case CP_ACTION_GRACEFUL:
-		graceful(fd, s, r);
-		return; /* graceful owns s from here */
+		if (r->exiting)
+			cp_exit_set_add(r->exiting, fd, s);
+		else
+			graceful(fd, s, r);
+		return; /* the drain owns s from here */
 	case CP_ACTION_LINGER:
-		err = cp_act_linger(fd, 1, (int)rule->linger_s);
+		if (cp_sock_still_registered(fd, s))
+			err = cp_act_linger(fd, 1, r->exiting ? cp_exit_linger_s(r->exiting, rule->linger_s)
+							     : (int)rule->linger_s);
 		break;
 	case CP_ACTION_RESET:
-		err = cp_act_linger(fd, 1, 0);
+		if (cp_sock_still_registered(fd, s))
+			err = cp_act_linger(fd, 1, 0);
 		break;
 	case CP_ACTION_PASSTHROUGH:
 		break;
@@ -185,28 +215,47 @@ int cp_close(int fd)
 		errno = EBADF;
 		return -1;
 	}
-	if (!cp_in_owner_process()) /* a vfork child: our memory, its descriptors */
-		return cp_real_close(fd);
 	int saved = errno;
-	s = cp_fd_take(fd);
+	enum cp_last last = CP_NOT_LAST;
+	s = take(fd, &last);
 	if (s == NULL || s == CP_SOCK_SHIM) { /* lost a race with another close of the same number */
-		struct cp_sock *old;
-		if (s == CP_SOCK_SHIM)
-			cp_fd_put(fd, s, &old);
 		errno = EBADF;
 		return s == NULL ? cp_real_close(fd) : -1;
 	}
 	struct release r = { .real = true };
-	close_socket(fd, s, &r);
+	close_socket(fd, s, last, &r);
 	errno = r.ret < 0 ? r.err : saved;
 	return r.ret;
 }
 
-void cp_close_implicit(int fd, struct cp_sock *s)
+/* At exit each socket is released once for the whole process (refs.h): its on_exit applies
+ * only where this process was the last holder anywhere; other descriptors are left to the
+ * kernel's close. */
+void cp_close_at_exit(int fd, struct cp_exit_set *set)
+{
+	cp_refs_gate_enter();
+	struct cp_sock *s = cp_fd_take(fd), *old;
+	bool last = false;
+	if (s == CP_SOCK_SHIM)
+		cp_fd_put(fd, s, &old);
+	else if (s != NULL)
+		last = cp_refs_release_at_exit(s, fd);
+	cp_refs_gate_leave();
+	if (!last)
+		return;
+	struct release r = { .real = true, .exiting = set };
+	close_socket(fd, s, CP_LAST, &r);
+}
+
+void cp_close_implicit(int fd)
 {
 	int saved = errno;
-	struct release r = { .real = false };
-	close_socket(fd, s, &r);
+	enum cp_last last = CP_NOT_LAST;
+	struct cp_sock *s = take(fd, &last);
+	if (s != NULL && s != CP_SOCK_SHIM) {
+		struct release r = { .real = false };
+		close_socket(fd, s, last, &r);
+	}
 	errno = saved;
 }
 
@@ -241,16 +290,12 @@ static void range_entry(int fd, struct cp_sock *s, void *arg)
 		return;
 	}
 	rg->next = (unsigned)fd;
-	s = cp_fd_take(fd);
-	if (s != NULL && s != CP_SOCK_SHIM)
-		cp_close_implicit(fd, s);
-	else if (s == CP_SOCK_SHIM)
-		cp_fd_put(fd, s, &s);
+	cp_close_implicit(fd);
 }
 
 int cp_close_range(unsigned int first, unsigned int last, int flags)
 {
-	if ((flags & CLOSE_RANGE_CLOEXEC) || first > last || !cp_in_owner_process())
+	if ((flags & CLOSE_RANGE_CLOEXEC) || first > last)
 		return cp_real_close_range(first, last, flags);
 	int saved = errno;
 	struct range rg = { .next = first, .last = last, .flags = flags };

@@ -9,8 +9,13 @@
 int cp_close(int fd);
 int cp_close_range(unsigned int first, unsigned int last, int flags);
 void cp_closefrom(int lowfd);
-/* The entry of fd was taken by the caller, which releases the number itself right after
- * (dup2/dup3 onto fd): do the policy's work except the real close. errno is preserved. */
-void cp_close_implicit(int fd, struct cp_sock *s);
+/* The caller releases the number fd itself right after (dup2/dup3 onto fd, close_range's
+ * stretches): do the policy's work for the socket fd holds, if any, except the real close.
+ * errno is preserved. */
+void cp_close_implicit(int fd);
+
+/* At process exit: the socket's on_exit, for the exit path (exitpath.c). */
+struct cp_exit_set;
+void cp_close_at_exit(int fd, struct cp_exit_set *set);
 
 #endif

@@ -12,12 +12,11 @@ struct cp_config {
 	const struct cp_policy *policy; /* never NULL after init: the file's, or the default */
 	struct cp_matcher matcher;
 	bool dry_run;                   /* policy dry_run, or CLOSEPOLICY_DRY_RUN */
+	bool match_needs_addresses;     /* some rule has a port or address condition */
 	char program[128];              /* basename of the executable */
 };
 extern struct cp_config cp_cfg;
 
 void cp_init_ensure(void);
-/* false in a vfork child (it shares our memory but not our descriptors): pass everything through */
-bool cp_in_owner_process(void);
 
 #endif

@@ -14,11 +14,14 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <linux/futex.h>
+#include <limits.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "shim/actions.h"
 #include "shim/config.h"
 #include "shim/events.h"
 #include "shim/ownfd.h"
@@ -29,6 +32,7 @@
 
 static _Atomic(struct cp_sock *) pending;
 static atomic_int running;         /* a drainer thread exists (or is being started) */
+static atomic_int sleeping;        /* the thread is (about to be) in epoll_wait: wake it */
 static atomic_uint in_progress;    /* reserved places: background and synchronous drains */
 static atomic_int epfd = -1, evfd = -1;
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -77,9 +81,28 @@ bool cp_drain_reserve(void)
 	return true;
 }
 
+static atomic_int exit_waiting; /* the exit path sleeps on in_progress: wake it at zero */
+
+static long futex(atomic_uint *addr, int op, unsigned val, const struct timespec *timeout)
+{
+	return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
+}
+
 void cp_drain_unreserve(void)
 {
-	atomic_fetch_sub(&in_progress, 1);
+	if (atomic_fetch_sub(&in_progress, 1) == 1 && atomic_load(&exit_waiting))
+		futex(&in_progress, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+void cp_drain_prepare(int fd, struct cp_sock *s)
+{
+	if (atomic_load(&s->linger0)) /* the policy's graceful close wins over the program's RST */
+		cp_act_linger(fd, 0, 0);
+	if (!atomic_load(&s->shut_wr)) {
+		int err = cp_act_shutdown_wr(fd);
+		if (err != 0 && err != ENOTCONN)
+			cp_event_error(fd, "shutdown(SHUT_WR) failed", err, "went on draining");
+	}
 }
 
 static int deadline_ms_left(const struct cp_drain *d, const struct cp_rule *r, uint64_t now,
@@ -140,12 +163,29 @@ static void finish(struct cp_drain *d, const char *outcome, int err, uint64_t no
 	cp_sock_release(s);
 }
 
+/* A socket that is not the one registered any more (its number was reused after a close the
+ * shim did not see) is only closed, as the program asked. */
+static void forget_stranger(struct cp_sock *s)
+{
+	cp_ownfd_close(s->drain.fd);
+	cp_drain_unreserve();
+	cp_sock_release(s);
+}
+
+/* Sockets handed over by close(): shut their sending side and watch them. epoll reports at once
+ * what is already there (data, the peer's FIN), so nothing is read here. */
 static void adopt_pending(uint64_t now)
 {
 	struct cp_sock *s = atomic_exchange(&pending, NULL);
 	while (s != NULL) {
 		struct cp_sock *next = s->link;
 		struct cp_drain *d = &s->drain;
+		if (!cp_sock_still_registered(d->fd, s)) {
+			forget_stranger(s);
+			s = next;
+			continue;
+		}
+		cp_drain_prepare(d->fd, s);
 		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = d };
 		d->prev = NULL;
 		d->next = active;
@@ -201,7 +241,13 @@ static void *drainer_main(void *arg)
 		int timeout = expire(now);
 		pthread_mutex_unlock(&active_lock);
 
+		/* Announce the sleep, then look once more: a close() that handed a socket over in
+		 * between either sees `sleeping` and wakes us, or its socket is seen here. */
+		atomic_store(&sleeping, 1);
+		if (atomic_load(&pending) != NULL)
+			timeout = 0;
 		int n = epoll_wait(atomic_load(&epfd), evs, MAX_EVENTS, timeout < 0 ? IDLE_EXIT_MS : timeout);
+		atomic_store(&sleeping, 0);
 
 		pthread_mutex_lock(&active_lock);
 		now = cp_now_ns();
@@ -280,31 +326,83 @@ static int start_thread(void)
 	return rc;
 }
 
+static int ensure_thread(int prog_fd)
+{
+	int expected = 0;
+	if (atomic_load(&running) != 0 || !atomic_compare_exchange_strong(&running, &expected, 1))
+		return 0;
+	int rc = start_thread();
+	if (rc == 0)
+		return 0;
+	atomic_store(&running, 0);
+	cp_event_error(prog_fd, "cannot start the drainer thread", rc, "drained synchronously");
+	return -1;
+}
+
 int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 {
 	struct cp_drain *d = &s->drain;
 	d->fd = fd;
 	d->prog_fd = prog_fd;
+	d->bytes = 0;
 	d->start_ns = d->last_ns = cp_now_ns();
 	if (make_fds() < 0)
 		return -1;
-	int expected = 0;
-	if (atomic_load(&running) == 0 && atomic_compare_exchange_strong(&running, &expected, 1)) {
-		int rc = start_thread();
-		if (rc != 0) {
-			atomic_store(&running, 0);
-			cp_event_error(prog_fd, "cannot start the drainer thread", rc, "drained synchronously");
-			return -1;
-		}
-	}
+	if (ensure_thread(prog_fd) < 0)
+		return -1;
 	struct cp_sock *head = atomic_load(&pending);
 	do
 		s->link = head;
 	while (!atomic_compare_exchange_weak(&pending, &head, s));
-	uint64_t one = 1;
-	/* the raw syscall: the shim's own writes never go through its wrappers */
-	(void)syscall(SYS_write, atomic_load(&evfd), &one, sizeof one);
+	/* The thread may have decided to exit just before the push (it clears `running`, then looks
+	 * at `pending`; we push, then look at `running`): one of us sees the other. Should a new
+	 * thread fail to start here, the socket waits for the next start or the exit path. */
+	if (atomic_load(&running) == 0)
+		(void)ensure_thread(prog_fd);
+	/* A busy drainer finds the socket on its next round: no system call here. The raw syscall
+	 * because the shim's own writes never go through its wrappers. */
+	if (atomic_exchange(&sleeping, 0)) {
+		uint64_t one = 1;
+		(void)syscall(SYS_write, atomic_load(&evfd), &one, sizeof one);
+	}
 	return 0;
+}
+
+/* ---- exit ---- */
+
+/* Time is up: what is still draining is left to the kernel's close, read one last time so that
+ * close sends FIN, not RST. Only if the drainer is not in the middle of a round (trylock: the
+ * exit path never waits for a lock). */
+static void cut_at_exit(uint64_t now)
+{
+	if (pthread_mutex_trylock(&active_lock) != 0)
+		return;
+	adopt_pending(now);
+	for (struct cp_drain *d = active; d != NULL; d = d->next) {
+		int err = 0;
+		(void)cp_drain_discard(d->fd, &d->bytes, &err);
+		cp_event_drain(sock_of(d), d->prog_fd, d->bytes, "exit", (now - d->start_ns) / 1000000u, err);
+	}
+	active = NULL; /* the process is ending: the descriptors go with it */
+	pthread_mutex_unlock(&active_lock);
+}
+
+void cp_drain_finish_at_exit(uint64_t deadline_ns)
+{
+	atomic_store(&exit_waiting, 1);
+	for (;;) {
+		unsigned n = atomic_load(&in_progress);
+		uint64_t now = cp_now_ns();
+		if (n == 0)
+			return;
+		if (now >= deadline_ns) {
+			cut_at_exit(now);
+			return;
+		}
+		uint64_t left = deadline_ns - now;
+		struct timespec ts = { .tv_sec = (time_t)(left / 1000000000u), .tv_nsec = (long)(left % 1000000000u) };
+		futex(&in_progress, FUTEX_WAIT_PRIVATE, n, &ts);
+	}
 }
 
 /* ---- fork ---- */

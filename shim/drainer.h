@@ -24,9 +24,17 @@ void cp_drain_unreserve(void);
  * started (the caller still owns both and drains synchronously). */
 int cp_drain_start(struct cp_sock *s, int fd, int prog_fd);
 
+/* Before draining: undo the program's SO_LINGER {1, 0} and shut the sending side (unless the
+ * program did); the peer then gets everything queued, then FIN. */
+void cp_drain_prepare(int fd, struct cp_sock *s);
+
 /* Drain fd in the calling thread (its write side already shut) within the rule's timeouts.
  * Returns the outcome ("eof", "idle", "max", "reset"); *err is the errno of a failed read. */
 const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err);
+
+/* Process exit: wait (a futex, no lock) until every drain in progress has ended or deadline_ns
+ * has passed; then log what is left with outcome "exit". */
+void cp_drain_finish_at_exit(uint64_t deadline_ns);
 
 /* fork: the drainer thread does not exist in the child; its copies must not keep sockets open
  * there, and the epoll set it inherits is the parent's. */

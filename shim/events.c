@@ -138,10 +138,14 @@ static void write_fields(struct cp_log_line *l, const struct cp_write_facts *w)
 	cp_log_uint(l, "bytes", w->bytes);
 	if (w->sock != NULL && w->sock->facts_known) {
 		sock_fields(l, w->sock);
-	} else {
-		cp_log_addr(l, "local", &w->addr.local, w->addr.local_port);
-		cp_log_addr(l, "peer", &w->addr.peer, w->addr.peer_port);
+		return;
 	}
+	if (w->sock != NULL && w->sock->rule != NULL)
+		cp_log_str(l, "rule", w->sock->rule->name);
+	if (w->sock != NULL && w->sock->role != CP_ROLE_ANY)
+		cp_log_str(l, "role", cp_role_name((enum cp_role)w->sock->role));
+	cp_log_addr(l, "local", &w->addr.local, w->addr.local_port);
+	cp_log_addr(l, "peer", &w->addr.peer, w->addr.peer_port);
 }
 
 void cp_event_epipe(const struct cp_write_facts *w, int err, const char *message)

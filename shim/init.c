@@ -12,13 +12,14 @@
 
 #include "shim/drainer.h"
 #include "shim/events.h"
+#include "shim/inherit.h"
 #include "shim/log.h"
+#include "shim/refs.h"
 #include "shim/sigdisp.h"
 #include "shim/sock.h"
 
 struct cp_config cp_cfg;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pid_t owner_pid;
 
 /* The name the program was started as (basename of argv[0]): what a user types and sees in ps,
  * and for a symlinked executable (redis-server -> redis-check-rdb) the name that means something.
@@ -42,6 +43,19 @@ static void find_program_name(void)
 		len = sizeof cp_cfg.program - 1;
 	memcpy(cp_cfg.program, name, len);
 	cp_cfg.program[len] = '\0';
+}
+
+/* Only rules with port or address conditions need getsockname/getpeername at accept/connect;
+ * role-only rules (and no rules) do not, and a busy server saves two system calls per
+ * connection. The log asks for the addresses itself when it writes them. */
+static bool rules_look_at_addresses(const struct cp_policy *p)
+{
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct cp_match *m = &p->rules[i].match;
+		if (m->n_local_ports || m->n_peer_ports || m->n_local || m->n_peer)
+			return true;
+	}
+	return false;
 }
 
 /* The log settings of the policy, with CLOSEPOLICY_LOG / CLOSEPOLICY_FORMAT applied. */
@@ -83,32 +97,32 @@ static void configure_log(const struct cp_policy *p)
 		cp_event_error(-1, "CLOSEPOLICY_FORMAT must be text or json", 0, "ignored it");
 }
 
+/* The reference count pass first (it holds closes off, and takes no lock), then the locks. */
+static void before_fork(void)
+{
+	cp_refs_fork_prepare();
+	cp_sock_atfork_prepare();
+	cp_drain_atfork_prepare();
+}
+
 static void after_fork_parent(void)
 {
 	cp_drain_atfork_parent();
 	cp_sock_atfork_after();
-	cp_fork_generation_bump();
+	cp_refs_fork_parent();
 }
 
 static void after_fork_child(void)
 {
-	owner_pid = getpid();
 	cp_log_after_fork();
 	cp_drain_atfork_child();
 	cp_sock_atfork_after();
-	cp_fork_generation_bump();
-}
-
-static void before_fork(void)
-{
-	cp_sock_atfork_prepare();
-	cp_drain_atfork_prepare();
+	cp_refs_fork_child();
 }
 
 static void init_once(void)
 {
 	int saved = errno;
-	owner_pid = getpid();
 	cp_sigdisp_init(); /* the SIGPIPE handler in front, before anything can be logged */
 	find_program_name();
 	cp_log_set_program(cp_cfg.program);
@@ -130,6 +144,7 @@ static void init_once(void)
 	if (dry != NULL && *dry != '\0')
 		cp_cfg.dry_run = strcmp(dry, "0") != 0 && strcmp(dry, "false") != 0;
 	cp_matcher_init(&cp_cfg.matcher, policy, cp_cfg.program);
+	cp_cfg.match_needs_addresses = rules_look_at_addresses(policy);
 	configure_log(policy);
 
 	if (file != NULL && *file != '\0' && loaded == NULL) {
@@ -151,6 +166,8 @@ static void init_once(void)
 		cp_event_policy_loaded(policy, cp_cfg.dry_run);
 	}
 	free(diag);
+	cp_refs_init(policy);
+	cp_inherit_adopt();
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	errno = saved;
 }
@@ -160,10 +177,6 @@ void cp_init_ensure(void)
 	pthread_once(&once, init_once);
 }
 
-bool cp_in_owner_process(void)
-{
-	return getpid() == owner_pid;
-}
 
 __attribute__((constructor)) static void cp_constructor(void)
 {

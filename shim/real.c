@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <sys/sendfile.h>
@@ -43,6 +44,14 @@ SLOT(close_range);
 SLOT(closefrom);
 SLOT(epoll_ctl);
 SLOT(setsockopt);
+SLOT(_exit);
+SLOT(fork);
+SLOT(execve);
+SLOT(execvpe);
+SLOT(fexecve);
+SLOT(execveat);
+SLOT(posix_spawn);
+SLOT(posix_spawnp);
 SLOT(send);
 SLOT(sendto);
 SLOT(sendmsg);
@@ -156,6 +165,68 @@ int cp_real_setsockopt(int fd, int level, int name, const void *val, socklen_t l
 	int (*f)(int, int, int, const void *, socklen_t) =
 		REAL(setsockopt, int (*)(int, int, int, const void *, socklen_t));
 	return f ? f(fd, level, name, val, len) : (int)syscall(SYS_setsockopt, fd, level, name, val, len);
+}
+
+void cp_real__exit(int status)
+{
+	void (*f)(int) = REAL(_exit, void (*)(int));
+	if (f)
+		f(status);
+	for (;;) /* no libc _exit found: the system call, which does not return */
+		syscall(SYS_exit_group, status);
+}
+
+pid_t cp_real_fork(void)
+{
+	pid_t (*f)(void) = REAL(fork, pid_t (*)(void));
+	return f ? f() : (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
+}
+
+typedef int (*exec_fn)(const char *, char *const[], char *const[]);
+
+int cp_real_execve(const char *path, char *const argv[], char *const envp[])
+{
+	exec_fn f = REAL(execve, exec_fn);
+	return f ? f(path, argv, envp) : (int)syscall(SYS_execve, path, argv, envp);
+}
+
+int cp_real_execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	exec_fn f = REAL(execvpe, exec_fn);
+	if (f)
+		return f(file, argv, envp);
+	errno = ENOSYS;
+	return -1;
+}
+
+int cp_real_fexecve(int fd, char *const argv[], char *const envp[])
+{
+	int (*f)(int, char *const[], char *const[]) = REAL(fexecve, int (*)(int, char *const[], char *const[]));
+	return f ? f(fd, argv, envp) : (int)syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
+}
+
+int cp_real_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+	int (*f)(int, const char *, char *const[], char *const[], int) =
+		REAL(execveat, int (*)(int, const char *, char *const[], char *const[], int));
+	return f ? f(dirfd, path, argv, envp, flags) : (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+}
+
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			const posix_spawnattr_t *, char *const[], char *const[]);
+
+int cp_real_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	spawn_fn f = REAL(posix_spawn, spawn_fn);
+	return f ? f(pid, path, fa, attr, argv, envp) : ENOSYS;
+}
+
+int cp_real_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			 const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	spawn_fn f = REAL(posix_spawnp, spawn_fn);
+	return f ? f(pid, file, fa, attr, argv, envp) : ENOSYS;
 }
 
 /* ---- the write family ---- */

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -25,6 +26,17 @@ int cp_real_close_range(unsigned int first, unsigned int last, int flags);
 void cp_real_closefrom(int lowfd);
 int cp_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int cp_real_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+pid_t cp_real_fork(void);
+int cp_real_execve(const char *path, char *const argv[], char *const envp[]);
+int cp_real_execvpe(const char *file, char *const argv[], char *const envp[]);
+int cp_real_fexecve(int fd, char *const argv[], char *const envp[]);
+int cp_real_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
+int cp_real_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int cp_real_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+
+__attribute__((noreturn)) void cp_real__exit(int status);
 
 ssize_t cp_real_send(int fd, const void *buf, size_t n, int flags);
 ssize_t cp_real_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,

@@ -1,5 +1,6 @@
 /* closepolicy — socket objects: allocation by recycling, reference counts, epoll registrations. */
 #include "shim/sock.h"
+#include "shim/sockinfo.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -10,7 +11,6 @@
 static _Atomic(struct cp_sock *) released;
 static struct cp_sock *spare;
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_uint fork_gen;
 
 struct cp_sock *cp_sock_new(void)
 {
@@ -30,7 +30,7 @@ struct cp_sock *cp_sock_new(void)
 	memset(s, 0, sizeof *s);
 	atomic_init(&s->refs, 1);
 	atomic_flag_clear(&s->eplock);
-	s->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	s->slot = -1;
 	s->drain.fd = -1;
 	return s;
 }
@@ -53,19 +53,9 @@ bool cp_sock_unref_is_last(struct cp_sock *s)
 	return atomic_fetch_sub(&s->refs, 1) == 1;
 }
 
-bool cp_sock_maybe_shared(const struct cp_sock *s)
+bool cp_sock_still_registered(int fd, const struct cp_sock *s)
 {
-	return s->fork_gen != atomic_load_explicit(&fork_gen, memory_order_relaxed);
-}
-
-unsigned cp_fork_generation(void)
-{
-	return atomic_load(&fork_gen);
-}
-
-void cp_fork_generation_bump(void)
-{
-	atomic_fetch_add(&fork_gen, 1);
+	return s->cookie == 0 || cp_info_cookie(fd) == s->cookie;
 }
 
 static void eplock(struct cp_sock *s)

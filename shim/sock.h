@@ -35,7 +35,13 @@ struct cp_sock {
 	struct cp_sock *link;  /* free list / pending drains (lock-free stacks) */
 	atomic_int refs;       /* descriptors for this socket in this process; see refs below */
 	uint64_t cookie;       /* SO_COOKIE at registration: recognises the socket again */
-	unsigned fork_gen;     /* cp_fork_generation() when the object was made */
+	/* other processes (refs.h): */
+	bool shared;           /* counted in the cross-process table, at `slot` */
+	bool unknown_holders;  /* holders the shim cannot count may exist: never act on it */
+	int32_t slot;
+	unsigned ref_epoch;    /* the fork/exec/spawn pass that last looked at it */
+	uint8_t ref_mark;      /* what that pass did (CP_REF_*) */
+	atomic_bool exit_released; /* the exit path dropped this process's reference */
 	uint8_t kind;          /* enum cp_kind */
 	uint8_t role;          /* enum cp_role: ANY until connected or accepted */
 	bool facts_known;
@@ -61,20 +67,25 @@ struct cp_sock *cp_sock_new(void);
 /* Give an object back for reuse. Lock-free; safe anywhere. */
 void cp_sock_release(struct cp_sock *s);
 
-/* References. Issue 4 extends "last" to every process holding the socket (fork, exec); for now
- * the count covers this process's descriptors, and a fork since the object was made marks it
- * possibly shared (cp_sock_maybe_shared), which the close path treats as "leave alone". */
+/* References of this process: dup'd descriptors share the object. Other processes: refs.h. */
 void cp_sock_ref(struct cp_sock *s);
 bool cp_sock_unref_is_last(struct cp_sock *s);
-bool cp_sock_maybe_shared(const struct cp_sock *s);
+
+/* ref_mark bits, set by a fork/exec/spawn pass under the gate (refs.c, inherit.c) */
+#define CP_REF_COUNTED 1u  /* one reference added for a child */
+#define CP_REF_KEEP 2u     /* a descriptor without FD_CLOEXEC: survives exec */
+#define CP_REF_DONE 4u     /* handled by the pass */
+
+/* Before anything destructive: is fd still the socket registered (SO_COOKIE), and not another
+ * file that took its number after a close the shim did not see (fclose of an fdopen'd socket,
+ * glibc-internal closes)? True when no cookie was recorded (a rule that never acts). */
+bool cp_sock_still_registered(int fd, const struct cp_sock *s);
 
 /* epoll registrations of the program (set by the epoll_ctl wrapper, used at close). */
 void cp_sock_epreg_add(struct cp_sock *s, int epfd, int fd);
 void cp_sock_epreg_del(struct cp_sock *s, int epfd, int fd);
 
-/* fork bookkeeping (init.c calls these from its atfork handlers). */
-unsigned cp_fork_generation(void);
-void cp_fork_generation_bump(void);
+/* fork: the allocation lock (init.c calls these from its atfork handlers). */
 void cp_sock_atfork_prepare(void);
 void cp_sock_atfork_after(void); /* parent and child */
 

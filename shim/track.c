@@ -12,25 +12,31 @@
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/fdtable.h"
+#include "shim/log.h"
 #include "shim/real.h"
+#include "shim/refs.h"
 #include "shim/sockinfo.h"
 
-static void unref(struct cp_sock *s)
+/* Inside the gate: drop one descriptor's reference to s. */
+static void drop(struct cp_sock *s)
 {
-	if (s != NULL && s != CP_SOCK_SHIM && cp_sock_unref_is_last(s))
+	if (s != NULL && s != CP_SOCK_SHIM && cp_refs_release(s) != CP_NOT_LAST)
 		cp_sock_release(s);
 }
 
 /* A number just returned by the kernel is free of any earlier socket: an entry still there was
- * left by a close the shim did not see (glibc-internal, a raw syscall). */
+ * left by a close the shim did not see (glibc-internal, a raw syscall). Inside the gate, so a
+ * fork counts the socket for its child exactly when the child's table has it. */
 static void store(int fd, struct cp_sock *s)
 {
 	struct cp_sock *old;
+	cp_refs_gate_enter();
 	if (cp_fd_put(fd, s, &old) < 0) { /* no memory for the table: not followed */
-		unref(s);
+		drop(s);
 		old = cp_fd_take(fd);
 	}
-	unref(old);
+	drop(old);
+	cp_refs_gate_leave();
 }
 
 bool cp_track_is_shim_fd(int fd)
@@ -56,25 +62,33 @@ void cp_track_socket(int fd, int domain, int type, int protocol)
 static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 			      const struct sockaddr *peer, socklen_t peer_len)
 {
-	cp_init_ensure();
 	s->role = (uint8_t)role;
 	s->facts.role = role;
 	s->born_ns = cp_now_ns();
-	s->cookie = cp_info_cookie(fd);
-	cp_info_facts(fd, &s->facts);
-	/* the peer as the program named it: getpeername fails until a non-blocking connect
-	 * completes */
-	if (s->facts.peer.family == 0 && peer != NULL)
-		cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
-	s->facts_known = true;
+	if (cp_cfg.match_needs_addresses) {
+		cp_info_facts(fd, &s->facts);
+		/* the peer as the program named it: getpeername fails until a non-blocking connect
+		 * completes */
+		if (s->facts.peer.family == 0 && peer != NULL)
+			cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
+		s->facts_known = true;
+	}
 	s->rule = cp_matcher_match(&cp_cfg.matcher, &s->facts);
+	/* the identity to check before anything destructive; a rule that never acts needs none */
+	if (s->rule != NULL && (s->rule->action != CP_ACTION_PASSTHROUGH ||
+				s->rule->on_exit != CP_ACTION_PASSTHROUGH) && s->cookie == 0)
+		s->cookie = cp_info_cookie(fd);
 	if (s->rule != NULL && (s->rule->keepalive.set || s->rule->user_timeout_set)) {
 		int err = cp_cfg.dry_run ? 0 : cp_act_apply_options(fd, s->rule);
 		if (err != 0)
 			cp_event_error(fd, "cannot set keepalive / user_timeout", err, "left the kernel's");
-		struct cp_sockopts o;
-		cp_info_options(fd, &o);
-		cp_event_options(fd, s, &o, err);
+		if (cp_log_enabled(CP_LEVEL_DEBUG)) { /* reading back costs five system calls */
+			struct cp_sockopts o;
+			if (!s->facts_known)
+				cp_info_facts(fd, &s->facts);
+			cp_info_options(fd, &o);
+			cp_event_options(fd, s, &o, err);
+		}
 	}
 	s->kind = CP_KIND_TCP_CONN;
 }
@@ -85,14 +99,18 @@ void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int re
 		return;
 	int saved = errno;
 	struct cp_sock *s = cp_fd_get(fd);
-	if (s == NULL && cp_info_is_tcp(fd)) { /* a socket made where the shim did not see it */
+	if (s == NULL && cp_info_is_tcp(fd)) {
+		/* a socket made where the shim did not see it: perhaps inherited from a process
+		 * without the shim, which may hold it too */
 		s = cp_sock_new();
 		if (s != NULL) {
 			s->kind = CP_KIND_TCP;
+			s->unknown_holders = true;
 			store(fd, s);
 		}
 	}
-	if (s != NULL && s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP && cp_in_owner_process()) {
+	if (s != NULL && s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP) {
+		cp_init_ensure();
 		become_connection(fd, s, CP_ROLE_CLIENT, addr, len);
 	}
 	errno = saved;
@@ -114,37 +132,42 @@ void cp_track_accept(int listen_fd, int fd)
 	} else {
 		tcp = ls != CP_SOCK_SHIM && ls->kind == CP_KIND_TCP;
 	}
-	struct cp_sock *s = tcp && cp_in_owner_process() ? cp_sock_new() : NULL;
-	if (s != NULL)
+	struct cp_sock *s = tcp ? cp_sock_new() : NULL;
+	if (s != NULL) {
+		cp_init_ensure();
 		become_connection(fd, s, CP_ROLE_SERVER, NULL, 0);
+	}
 	store(fd, s);
 	errno = saved;
+}
+
+void cp_track_adopt(int fd, struct cp_sock *s, enum cp_role role)
+{
+	become_connection(fd, s, role, NULL, 0);
 }
 
 void cp_track_dup(int oldfd, int newfd)
 {
 	int saved = errno;
+	cp_refs_gate_enter(); /* the reference and the entry go to a fork's child together */
 	struct cp_sock *s = cp_fd_get(oldfd);
 	if (s == CP_SOCK_SHIM)
 		s = NULL;
 	if (s != NULL)
 		cp_sock_ref(s);
 	store(newfd, s);
+	cp_refs_gate_leave();
 	errno = saved;
 }
 
 int cp_track_before_dup2(int oldfd, int newfd)
 {
 	struct cp_sock *t = cp_fd_get(newfd);
-	if (t == NULL || t == CP_SOCK_SHIM || oldfd == newfd || !cp_in_owner_process())
+	if (t == NULL || t == CP_SOCK_SHIM || oldfd == newfd)
 		return 0;
 	if (cp_real_fcntl(oldfd, F_GETFD, NULL) < 0)
 		return -1;
-	t = cp_fd_take(newfd);
-	if (t == CP_SOCK_SHIM)
-		cp_fd_put(newfd, t, &t);
-	else if (t != NULL)
-		cp_close_implicit(newfd, t);
+	cp_close_implicit(newfd);
 	return 0;
 }
 

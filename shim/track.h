@@ -7,9 +7,14 @@
 
 #include <sys/socket.h>
 
+#include "shim/sock.h"
+
 void cp_track_socket(int fd, int domain, int type, int protocol);
 void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int ret, int err);
 void cp_track_accept(int listen_fd, int fd);
+/* At start, a socket inherited across exec and announced (inherit.h): s has its cookie and
+ * fd's entry; match it against this image's policy as a connection of that role. */
+void cp_track_adopt(int fd, struct cp_sock *s, enum cp_role role);
 /* newfd now refers to oldfd's open file (dup, dup2, dup3, F_DUPFD). */
 void cp_track_dup(int oldfd, int newfd);
 /* dup2/dup3 onto newfd: do the policy's close of what newfd holds, if anything. Returns -1 with

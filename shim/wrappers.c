@@ -1,22 +1,30 @@
 /* closepolicy — the interposed entry points: the only exported functions of the object.
- * Each is thin: the real call, and a cp_ function (track.c, close.c, writes.c, sigdisp.c) that
- * follows or decides.
+ * Each is thin: the real call, and a cp_ function (track.c, close.c, refs.c, inherit.c,
+ * writes.c, sigdisp.c) that follows or decides.
  * Calls on the shim's own descriptors get EBADF, as they would without the shim. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "shim/close.h"
+#include "shim/exitpath.h"
+#include "shim/inherit.h"
 #include "shim/real.h"
+#include "shim/refs.h"
 #include "shim/sigdisp.h"
 #include "shim/track.h"
 #include "shim/writes.h"
+
+extern char **environ;
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -32,11 +40,179 @@ EXPORT cp_handler_t sysv_signal(int sig, cp_handler_t handler);
 EXPORT cp_handler_t __sysv_signal(int sig, cp_handler_t handler);
 EXPORT cp_handler_t sigset(int sig, cp_handler_t disp);
 EXPORT int sigignore(int sig);
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
 
 static int ebadf(void)
 {
 	errno = EBADF;
 	return -1;
+}
+
+/* fork: the counting itself runs in the atfork handlers (refs.c), which also cover
+ * glibc-internal forks; the wrapper sees the return value, to undo the counts if it failed. */
+EXPORT pid_t fork(void)
+{
+	return cp_fork();
+}
+
+/* A vfork child runs in the parent's memory until it execs, so its close() would change the
+ * parent's tables, and no fork handler runs for it. fork is a valid vfork (the child may only
+ * exec or _exit either way) and keeps both processes' state their own. */
+EXPORT pid_t vfork(void)
+{
+	return cp_fork();
+}
+
+/* ---- exec and spawn: the new image learns which sockets it inherits (inherit.h) ---- */
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	struct cp_handover h;
+	char *const *env = cp_handover_begin(&h, envp, false);
+	int ret = cp_real_execve(path, argv, env);
+	cp_handover_end(&h, false);
+	return ret;
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	struct cp_handover h;
+	char *const *env = cp_handover_begin(&h, envp, false);
+	int ret = cp_real_execvpe(file, argv, env);
+	cp_handover_end(&h, false);
+	return ret;
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	struct cp_handover h;
+	char *const *env = cp_handover_begin(&h, envp, false);
+	int ret = cp_real_fexecve(fd, argv, env);
+	cp_handover_end(&h, false);
+	return ret;
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+	struct cp_handover h;
+	char *const *env = cp_handover_begin(&h, envp, false);
+	int ret = cp_real_execveat(dirfd, path, argv, env, flags);
+	cp_handover_end(&h, false);
+	return ret;
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+/* execl's arguments as an argv array, in a mapping: no malloc between fork and exec. execle's
+ * environment follows the terminating NULL. */
+static char **args_array(const char *arg0, va_list ap, size_t *size, char *const **envp)
+{
+	va_list count;
+	va_copy(count, ap);
+	size_t n = 0;
+	if (arg0 != NULL)
+		for (n = 1; va_arg(count, const char *) != NULL; n++)
+			;
+	va_end(count);
+	*size = (n + 1) * sizeof(char *);
+	char **argv = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (argv == MAP_FAILED)
+		return NULL;
+	argv[0] = (char *)arg0;
+	for (size_t i = 1; i < n; i++)
+		argv[i] = va_arg(ap, char *);
+	if (n > 0)
+		(void)va_arg(ap, char *); /* the NULL */
+	argv[n] = NULL;
+	if (envp != NULL)
+		*envp = va_arg(ap, char *const *);
+	return argv;
+}
+
+enum exec_kind { EXEC_PATH, EXEC_SEARCH };
+
+static int exec_list(enum exec_kind kind, const char *file, const char *arg0, va_list ap, bool with_env)
+{
+	size_t size;
+	char *const *envp = environ;
+	char **argv = args_array(arg0, ap, &size, with_env ? &envp : NULL);
+	if (argv == NULL)
+		return -1; /* errno from mmap: ENOMEM, as execl itself could fail */
+	int ret = kind == EXEC_PATH ? execve(file, argv, envp) : execvpe(file, argv, envp);
+	int saved = errno;
+	munmap(argv, size);
+	errno = saved;
+	return ret;
+}
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	int ret = exec_list(EXEC_PATH, path, arg, ap, false);
+	va_end(ap);
+	return ret;
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	int ret = exec_list(EXEC_PATH, path, arg, ap, true);
+	va_end(ap);
+	return ret;
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	int ret = exec_list(EXEC_SEARCH, file, arg, ap, false);
+	va_end(ap);
+	return ret;
+}
+
+/* posix_spawn runs no atfork handler: the child's references are counted here. */
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+		       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	struct cp_handover h;
+	char *const *env = cp_handover_begin(&h, envp, true);
+	int ret = cp_real_posix_spawn(pid, path, fa, attr, argv, env);
+	cp_handover_end(&h, ret == 0);
+	return ret;
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	struct cp_handover h;
+	char *const *env = cp_handover_begin(&h, envp, true);
+	int ret = cp_real_posix_spawnp(pid, file, fa, attr, argv, env);
+	cp_handover_end(&h, ret == 0);
+	return ret;
+}
+
+/* _exit and _Exit skip destructors: the exit work runs here (exit() reaches it through the
+ * destructor in exitpath.c, and its own final _exit call is internal to libc). */
+EXPORT void _exit(int status)
+{
+	cp_exit_run();
+	cp_real__exit(status);
+}
+
+EXPORT void _Exit(int status)
+{
+	cp_exit_run();
+	cp_real__exit(status);
 }
 
 EXPORT int close(int fd)
@@ -72,13 +248,40 @@ EXPORT int socket(int domain, int type, int protocol)
 	return fd;
 }
 
+/* accept() into the program's buffer, or into the shim's when it passed none: the peer's
+ * address comes with the call (no system call added) and the epipe event needs it later, when
+ * getpeername() no longer answers. */
+struct peer_buf {
+	struct sockaddr_storage ss;
+	socklen_t len, asked;
+};
+
+static struct sockaddr *peer_addr(struct peer_buf *b, struct sockaddr *addr, socklen_t *len)
+{
+	b->len = sizeof b->ss;
+	b->asked = addr != NULL && len != NULL ? *len : 0;
+	return addr != NULL ? addr : (struct sockaddr *)&b->ss;
+}
+
+static void note_peer(int s, struct peer_buf *b, struct sockaddr *addr, socklen_t *len)
+{
+	if (addr == NULL)
+		cp_writes_note_peer(s, (struct sockaddr *)&b->ss, b->len);
+	else if (len != NULL)
+		cp_writes_note_peer(s, addr, *len < b->asked ? *len : b->asked);
+}
+
 EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	if (cp_track_is_shim_fd(fd))
 		return ebadf();
-	int s = cp_real_accept(fd, addr, len);
-	if (s >= 0)
+	struct peer_buf b;
+	struct sockaddr *a = peer_addr(&b, addr, len);
+	int s = cp_real_accept(fd, a, addr != NULL ? len : &b.len);
+	if (s >= 0) {
 		cp_track_accept(fd, s);
+		note_peer(s, &b, addr, len);
+	}
 	return s;
 }
 
@@ -86,9 +289,13 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	if (cp_track_is_shim_fd(fd))
 		return ebadf();
-	int s = cp_real_accept4(fd, addr, len, flags);
-	if (s >= 0)
+	struct peer_buf b;
+	struct sockaddr *a = peer_addr(&b, addr, len);
+	int s = cp_real_accept4(fd, a, addr != NULL ? len : &b.len, flags);
+	if (s >= 0) {
 		cp_track_accept(fd, s);
+		note_peer(s, &b, addr, len);
+	}
 	return s;
 }
 
@@ -97,7 +304,10 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (cp_track_is_shim_fd(fd))
 		return ebadf();
 	int ret = cp_real_connect(fd, addr, len);
-	cp_track_connect(fd, addr, len, ret, ret < 0 ? errno : 0);
+	int err = ret < 0 ? errno : 0;
+	cp_track_connect(fd, addr, len, ret, err);
+	if (ret == 0 || err == EINPROGRESS)
+		cp_writes_note_peer(fd, addr, len);
 	return ret;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,8 +106,12 @@ void h_spawn(struct h_proc *p, const char *policy_yaml, const char *const *env, 
 	if (p->pid < 0)
 		fail_msg("fork: %s", strerror(errno));
 	if (p->pid == 0) {
+		/* a failed assertion leaves the test without h_finish: the program must not outlive
+		 * it, holding the pipes of whoever runs the suite */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(out[1], 1);
 		dup2(in[0], 0);
+		closefrom(3); /* the program starts with 0, 1, 2 only, as from a shell */
 		execve(path, (char *const *)argv, (char *const *)envp);
 		_exit(127);
 	}

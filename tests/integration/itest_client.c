@@ -31,8 +31,9 @@ static void run_client(struct outcome *o, const char *policy)
 	char hello[100];
 	memset(hello, 'h', sizeof hello);
 	h_send_all(fd, hello, sizeof hello);
-	/* all but the last 256 KiB, until the program has closed (as itest_actions): the tail is
-	 * still queued at the program then, so a reset loses it every time */
+	/* the reply's last 256 KiB stays unread until the program's close() has returned: it is
+	 * then still queued on the program's side, lost for certain to a reset, and a graceful
+	 * close must deliver it */
 	struct h_read head = h_read_upto(fd, H_MB4 - 256 * 1024, 20000);
 	if (head.err == 0 && head.bytes == H_MB4 - 256 * 1024)
 		h_expect(&o->p, "closed", 10000);

@@ -6,6 +6,7 @@
  *   -k COUNT  connections to serve (default 1)
  *   -s        shutdown(SHUT_WR) before close, as a careful program would
  *   -d        dup the connection; close the copy first, then the original
+ *   -D        dup the connection; close the original first, then the copy
  *   -g        wait for a line on stdin before closing (the test says when)
  *   -x        wait for a line on stdin before exiting (background drains can finish) */
 #include <errno.h>
@@ -25,14 +26,15 @@ static void die(const char *what)
 int main(int argc, char **argv)
 {
 	long nread = 5, nwrite = 4L << 20, count = 1;
-	int do_shutdown = 0, do_dup = 0, gate = 0, exit_gate = 0, opt;
-	while ((opt = getopt(argc, argv, "n:w:k:sdgx")) != -1) {
+	int do_shutdown = 0, do_dup = 0, dup_reverse = 0, gate = 0, exit_gate = 0, opt;
+	while ((opt = getopt(argc, argv, "n:w:k:sdDgx")) != -1) {
 		switch (opt) {
 		case 'n': nread = atol(optarg); break;
 		case 'w': nwrite = atol(optarg); break;
 		case 'k': count = atol(optarg); break;
 		case 's': do_shutdown = 1; break;
 		case 'd': do_dup = 1; break;
+		case 'D': dup_reverse = 1; break;
 		case 'g': gate = 1; break;
 		case 'x': exit_gate = 1; break;
 		default: return 2;
@@ -77,6 +79,12 @@ int main(int argc, char **argv)
 			int copy = dup(fd);
 			if (copy < 0 || close(copy) < 0)
 				die("dup/close copy");
+		}
+		if (dup_reverse) {
+			int copy = dup(fd);
+			if (copy < 0 || close(fd) < 0)
+				die("dup/close original");
+			fd = copy;
 		}
 		if (close(fd) < 0)
 			die("close");

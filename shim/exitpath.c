@@ -1,0 +1,148 @@
+/* closepolicy — process exit (see exitpath.h).
+ *
+ * exit() and return from main reach the destructor below, after the program's atexit handlers;
+ * _exit() and _Exit() reach cp_exit_run() from their wrappers, since they skip destructors. The
+ * kernel's own close of everything at exit is what the program would get without the shim:
+ * each socket whose rule says otherwise is closed here first, by its on_exit. */
+#include "shim/exitpath.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "shim/close.h"
+#include "shim/config.h"
+#include "shim/drainer.h"
+#include "shim/events.h"
+#include "shim/fdtable.h"
+#include "shim/real.h"
+
+#define EXIT_SET_MAX 4096 /* graceful closes drained side by side; beyond, one last read each */
+
+struct exit_drain {
+	int fd;
+	struct cp_sock *s;
+	uint64_t start_ns, last_ns, bytes;
+};
+
+struct cp_exit_set {
+	uint64_t deadline_ns;
+	size_t n;
+	struct exit_drain d[EXIT_SET_MAX];
+	struct pollfd p[EXIT_SET_MAX];
+};
+
+/* Static, not on the stack or the heap: the exit path allocates nothing. */
+static struct cp_exit_set exit_set;
+static atomic_int exit_started;
+
+int cp_exit_linger_s(const struct cp_exit_set *set, uint32_t linger_s)
+{
+	uint64_t now = cp_now_ns();
+	uint64_t left_s = set->deadline_ns > now ? (set->deadline_ns - now + 999999999u) / 1000000000u : 1;
+	return (int)(linger_s < left_s ? linger_s : left_s);
+}
+
+static void finish(struct cp_exit_set *set, size_t i, const char *outcome, int err, uint64_t now)
+{
+	struct exit_drain *d = &set->d[i];
+	cp_event_drain(d->s, d->fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
+	cp_real_close(d->fd);
+	cp_sock_release(d->s);
+	set->d[i] = set->d[--set->n];
+}
+
+void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s)
+{
+	if (!cp_sock_still_registered(fd, s)) { /* another file has the number now: only close */
+		cp_real_close(fd);
+		cp_sock_release(s);
+		return;
+	}
+	cp_drain_prepare(fd, s);
+	uint64_t now = cp_now_ns();
+	set->d[set->n++] = (struct exit_drain){ .fd = fd, .s = s, .start_ns = now, .last_ns = now };
+	if (set->n == EXIT_SET_MAX) {
+		/* full: one last read, so the kernel's close sends FIN rather than RST */
+		int err = 0;
+		int got = cp_drain_discard(fd, &set->d[set->n - 1].bytes, &err);
+		finish(set, set->n - 1, got > 0 ? "eof" : got < 0 ? "reset" : "exit", err, now);
+	}
+}
+
+/* When the drain of d ends by time (0 = not yet), and which end it is. */
+static uint64_t time_end(const struct cp_exit_set *set, const struct exit_drain *d, const char **outcome)
+{
+	const struct cp_rule *r = d->s->rule;
+	uint64_t idle_end = d->last_ns + (uint64_t)r->drain_timeout_ms * 1000000u;
+	uint64_t max_end = d->start_ns + (uint64_t)r->drain_max_ms * 1000000u;
+	uint64_t end = idle_end < max_end ? idle_end : max_end;
+	*outcome = max_end <= idle_end ? "max" : "idle";
+	if (set->deadline_ns <= end) {
+		end = set->deadline_ns;
+		*outcome = "exit";
+	}
+	return end;
+}
+
+/* Read and discard on every socket of the set until each reaches EOF or its time is up. */
+static void drain_set(struct cp_exit_set *set)
+{
+	while (set->n > 0) {
+		uint64_t now = cp_now_ns(), next = UINT64_MAX;
+		for (size_t i = set->n; i-- > 0;) { /* downwards: finish() moves the last entry to i */
+			struct exit_drain *d = &set->d[i];
+			int err = 0;
+			uint64_t before = d->bytes;
+			int got = cp_drain_discard(d->fd, &d->bytes, &err);
+			if (d->bytes != before)
+				d->last_ns = now;
+			const char *outcome;
+			uint64_t end = time_end(set, d, &outcome);
+			if (got != 0)
+				finish(set, i, got > 0 ? "eof" : "reset", err, now);
+			else if (end <= now)
+				finish(set, i, outcome, 0, now);
+			else if (end < next)
+				next = end;
+		}
+		for (size_t i = 0; i < set->n; i++)
+			set->p[i] = (struct pollfd){ .fd = set->d[i].fd, .events = POLLIN | POLLRDHUP };
+		if (set->n > 0) {
+			uint64_t ms = (next - now + 999999u) / 1000000u;
+			(void)poll(set->p, set->n, ms > INT_MAX ? INT_MAX : (int)ms);
+		}
+	}
+}
+
+static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
+{
+	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN)
+		cp_close_at_exit(fd, arg);
+}
+
+void cp_exit_run(void)
+{
+	if (atomic_exchange(&exit_started, 1) || cp_cfg.policy == NULL)
+		return;
+	int saved = errno;
+	struct cp_exit_set *set = &exit_set;
+	set->n = 0;
+	set->deadline_ns = cp_now_ns() + (uint64_t)cp_cfg.policy->exit_wait_ms * 1000000u;
+	cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
+	drain_set(set);
+	cp_drain_finish_at_exit(set->deadline_ns);
+	errno = saved;
+}
+
+/* exit() and return from main. exit() flushes stdio only after the destructors have run, and a
+ * program's stdout may be one of the sockets closed here (inetd, CGI): flush first, as exit()
+ * was about to. (_exit() does not flush, and neither does its path here.) */
+__attribute__((destructor)) static void cp_exit_destructor(void)
+{
+	if (cp_cfg.policy != NULL && atomic_load(&exit_started) == 0)
+		fflush(NULL);
+	cp_exit_run();
+}

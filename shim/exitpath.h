@@ -1,0 +1,19 @@
+/* closepolicy — process exit: exit(), return from main, _exit() and _Exit() apply each rule's
+ * on_exit to the sockets still open, then finish every graceful close in progress, all in
+ * parallel, within exit_wait. No allocation, no stdio, no lock that another thread could hold
+ * for long: this runs where the program is already going away (even from a signal handler). */
+#ifndef CLOSEPOLICY_EXITPATH_H
+#define CLOSEPOLICY_EXITPATH_H
+
+#include "shim/sock.h"
+
+/* Run once; later calls (exit() reaching _exit) return at once. errno is preserved. */
+void cp_exit_run(void);
+
+/* Graceful closes at exit: drained by the exiting thread itself, side by side. */
+struct cp_exit_set;
+void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s);
+/* A linger time that does not outlast exit_wait (seconds, at least 1 when time is left). */
+int cp_exit_linger_s(const struct cp_exit_set *set, uint32_t linger_s);
+
+#endif

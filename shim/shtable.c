@@ -1,0 +1,244 @@
+/* closepolicy — the cross-process reference table (see shtable.h). */
+#include "shim/shtable.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim/ownfd.h"
+#include "shim/real.h"
+
+#define MAGIC 0x636c7072u /* "clpr" */
+#define HOLDERS 8
+#define EMPTY 0u               /* SO_COOKIE is never 0 */
+#define FREED UINT64_MAX       /* a slot whose socket nobody holds any more: reusable */
+
+struct holder {
+	atomic_int pid, fd;
+};
+
+/* Processes that opened or attached the table and keep a descriptor to it (forked children
+ * hold one too, under their parent's number, without registering). */
+struct header {
+	uint32_t magic, slots;
+	atomic_uint next_holder;
+	struct holder holders[HOLDERS];
+};
+
+struct slot {
+	_Atomic uint64_t cookie;
+	atomic_int count;
+	int pad;
+};
+
+#define HEADER_SIZE 4096
+#define MAP_SIZE (HEADER_SIZE + (size_t)CP_SHT_SLOTS * sizeof(struct slot))
+
+static struct header *hdr;
+static struct slot *slots;
+static int table_fd = -1;
+static uint64_t table_ino, table_dev;
+
+bool cp_sht_present(void)
+{
+	return slots != NULL;
+}
+
+static void register_holder(void)
+{
+	unsigned i = atomic_fetch_add(&hdr->next_holder, 1) % HOLDERS;
+	atomic_store(&hdr->holders[i].fd, table_fd);
+	atomic_store(&hdr->holders[i].pid, (int)getpid());
+}
+
+static int map_fd(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -1;
+	void *m = mmap(NULL, MAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return -1;
+	/* far above the program's numbers, close-on-exec, marked as the shim's (ownfd.h) */
+	int high = cp_ownfd_move_high(fd);
+	if (high < 0)
+		cp_ownfd_mark(fd);
+	else
+		fd = high;
+	hdr = m;
+	slots = (struct slot *)(void *)((char *)m + HEADER_SIZE);
+	table_fd = fd;
+	table_ino = (uint64_t)st.st_ino;
+	table_dev = (uint64_t)st.st_dev;
+	return 0;
+}
+
+int cp_sht_ensure(void)
+{
+	if (slots != NULL)
+		return 0;
+	int fd = memfd_create("closepolicy-refs", MFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)MAP_SIZE) < 0 || map_fd(fd) < 0) {
+		int e = errno;
+		cp_real_close(fd);
+		errno = e;
+		return -1;
+	}
+	hdr->magic = MAGIC;
+	hdr->slots = CP_SHT_SLOTS;
+	register_holder();
+	return 0;
+}
+
+static unsigned home(uint64_t cookie)
+{
+	return (unsigned)((cookie * 0x9e3779b97f4a7c15ull) >> 48) & (CP_SHT_SLOTS - 1);
+}
+
+int cp_sht_insert(uint64_t cookie, int count)
+{
+	if (slots == NULL || cookie == EMPTY || cookie == FREED)
+		return -1;
+	unsigned i = home(cookie);
+	for (unsigned n = 0; n < CP_SHT_SLOTS; n++, i = (i + 1) & (CP_SHT_SLOTS - 1)) {
+		uint64_t k = atomic_load(&slots[i].cookie);
+		if (k != EMPTY && k != FREED)
+			continue;
+		/* claim, then count: a slot is only looked up by holders of its socket, and the caller
+		 * is its only one so far (the count of a slot another process won is never written) */
+		if (atomic_compare_exchange_strong(&slots[i].cookie, &k, cookie)) {
+			atomic_store(&slots[i].count, count);
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+int cp_sht_add(int slot, int delta)
+{
+	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
+		return 0;
+	int now = atomic_fetch_add(&slots[slot].count, delta) + delta;
+	if (now <= 0)
+		atomic_store(&slots[slot].cookie, FREED);
+	return now;
+}
+
+int cp_sht_find(uint64_t cookie)
+{
+	if (slots == NULL || cookie == EMPTY || cookie == FREED)
+		return -1;
+	unsigned i = home(cookie);
+	for (unsigned n = 0; n < CP_SHT_SLOTS; n++, i = (i + 1) & (CP_SHT_SLOTS - 1)) {
+		uint64_t k = atomic_load(&slots[i].cookie);
+		if (k == cookie)
+			return (int)i;
+		if (k == EMPTY)
+			return -1;
+	}
+	return -1;
+}
+
+/* ---- naming the table across exec (no stdio: this runs between fork and exec) ---- */
+
+static size_t put_u64(char *buf, size_t size, size_t at, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	if (at + n + 1 >= size)
+		return at;
+	while (n > 0)
+		buf[at++] = tmp[--n];
+	buf[at] = '\0';
+	return at;
+}
+
+static size_t put_char(char *buf, size_t size, size_t at, char c)
+{
+	if (at + 2 >= size)
+		return at;
+	buf[at++] = c;
+	buf[at] = '\0';
+	return at;
+}
+
+static size_t put_holder(char *buf, size_t size, size_t at, int pid, int fd)
+{
+	if (pid <= 0 || fd < 0)
+		return at;
+	at = put_char(buf, size, at, '+');
+	at = put_u64(buf, size, at, (uint64_t)pid);
+	at = put_char(buf, size, at, '/');
+	return put_u64(buf, size, at, (uint64_t)fd);
+}
+
+size_t cp_sht_describe(char *buf, size_t size, bool self_alive)
+{
+	if (slots == NULL || size == 0)
+		return 0;
+	size_t at = put_u64(buf, size, 0, table_ino);
+	at = put_char(buf, size, at, ':');
+	at = put_u64(buf, size, at, table_dev);
+	if (self_alive)
+		at = put_holder(buf, size, at, (int)getpid(), table_fd);
+	/* a parent that forked us holds it under the same number */
+	at = put_holder(buf, size, at, (int)getppid(), table_fd);
+	for (unsigned i = 0; i < HOLDERS; i++)
+		at = put_holder(buf, size, at, atomic_load(&hdr->holders[i].pid),
+				atomic_load(&hdr->holders[i].fd));
+	return at;
+}
+
+int cp_sht_attach(const char *desc)
+{
+	if (slots != NULL)
+		return 0;
+	char *end;
+	uint64_t ino = strtoull(desc, &end, 10), dev;
+	if (*end != ':')
+		return -1;
+	dev = strtoull(end + 1, &end, 10);
+	while (*end == '+') {
+		long pid = strtol(end + 1, &end, 10);
+		if (*end != '/')
+			return -1;
+		long fd = strtol(end + 1, &end, 10);
+		char path[64] = "/proc/";
+		size_t at = put_u64(path, sizeof path, strlen(path), (uint64_t)pid);
+		at = put_char(path, sizeof path, at, '/');
+		at = put_char(path, sizeof path, at, 'f');
+		at = put_char(path, sizeof path, at, 'd');
+		at = put_char(path, sizeof path, at, '/');
+		put_u64(path, sizeof path, at, (uint64_t)fd);
+		int f = open(path, O_RDWR | O_CLOEXEC);
+		if (f < 0)
+			continue;
+		struct stat st;
+		/* the same file: a pid reused since, or a number reused, names something else */
+		if (fstat(f, &st) == 0 && (uint64_t)st.st_ino == ino && (uint64_t)st.st_dev == dev &&
+		    (size_t)st.st_size >= MAP_SIZE && map_fd(f) == 0) {
+			if (hdr->magic != MAGIC || hdr->slots != CP_SHT_SLOTS) {
+				munmap(hdr, MAP_SIZE);
+				hdr = NULL;
+				slots = NULL;
+				cp_ownfd_close(table_fd);
+				table_fd = -1;
+				return -1;
+			}
+			register_holder();
+			return 0;
+		}
+		cp_real_close(f);
+	}
+	return -1;
+}

@@ -81,7 +81,7 @@ bool cp_writes_describe(int fd, const char *call, uint64_t bytes, struct cp_writ
 /* ---- the socket path: MSG_NOSIGNAL, then the shim's own SIGPIPE ---- */
 
 /* The call failed (errno). nosignal: the program passed MSG_NOSIGNAL itself. */
-static ssize_t socket_failed(int fd, const char *call, uint64_t bytes, bool nosignal)
+static __attribute__((noinline, cold)) ssize_t socket_failed(int fd, const char *call, uint64_t bytes, bool nosignal)
 {
 	int err = errno;
 	if (err != EPIPE && err != ECONNRESET)
@@ -144,7 +144,7 @@ ssize_t cp_sendmsg(int fd, const struct msghdr *msg, int flags)
 	} while (0)
 
 /* The marked call failed (errno). nosignal: the program passed MSG_NOSIGNAL itself. */
-static ssize_t marked_failed(const struct cp_call *done, bool nosignal)
+static __attribute__((noinline, cold)) ssize_t marked_failed(const struct cp_call *done, bool nosignal)
 {
 	int err = errno;
 	if (err != EPIPE && err != ECONNRESET)
@@ -169,26 +169,38 @@ static ssize_t marked_failed(const struct cp_call *done, bool nosignal)
 	return -1;
 }
 
-ssize_t cp_write(int fd, const void *buf, size_t n)
+/* The common case, kept apart from the rest: a descriptor the table does not follow. */
+static inline ssize_t write_marked(int fd, const void *buf, size_t n)
 {
-	struct cp_sock *s = cp_fd_get(fd);
-	if (s != NULL) {
-		if (s == CP_SOCK_SHIM)
-			return ebadf();
-		if (tcp(s)) {
-			int saved = errno;
-			ssize_t r = cp_real_send(fd, buf, n, MSG_NOSIGNAL);
-			if (r >= 0)
-				return r;
-			if (errno != ENOTSOCK)
-				return socket_failed(fd, "write", n, false);
-			errno = saved; /* a stale entry: the number is no socket any more */
-		}
-	}
 	struct cp_call c = { .name = "write", .fd = fd, .bytes = n };
 	ssize_t r;
 	MARKED(c, r = cp_real_write(fd, buf, n));
 	return r >= 0 ? r : marked_failed(&c, false);
+}
+
+static __attribute__((noinline)) ssize_t write_followed(int fd, struct cp_sock *s, const void *buf,
+							 size_t n)
+{
+	if (s == CP_SOCK_SHIM)
+		return ebadf();
+	if (tcp(s)) {
+		int saved = errno;
+		ssize_t r = cp_real_send(fd, buf, n, MSG_NOSIGNAL);
+		if (r >= 0)
+			return r;
+		if (errno != ENOTSOCK)
+			return socket_failed(fd, "write", n, false);
+		errno = saved; /* a stale entry: the number is no socket any more */
+	}
+	return write_marked(fd, buf, n);
+}
+
+ssize_t cp_write(int fd, const void *buf, size_t n)
+{
+	struct cp_sock *s = cp_fd_get(fd);
+	if (__builtin_expect(s != NULL, 0))
+		return write_followed(fd, s, buf, n);
+	return write_marked(fd, buf, n);
 }
 
 ssize_t cp_writev(int fd, const struct iovec *iov, int iovcnt)

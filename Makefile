@@ -79,6 +79,10 @@ $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c 
 $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
+# step_server exports its pthread_create, which stands in for the C library's (itest_nothread).
+$(BUILD)/progs/step_server: tests/progs/step_server.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -rdynamic -MMD -MP -o $@ $< -lpthread
 $(BUILD)/progs/%: demo/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread

@@ -282,8 +282,17 @@ static int make_fds(void)
 		return 0;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ep < 0 || ev < 0)
-		goto fail;
+	if (ep < 0 || ev < 0) {
+		/* not marked as the shim's yet: cp_ownfd_close would leave them open, leaked in the
+		 * program's range */
+		int err = errno;
+		if (ep >= 0)
+			cp_real_close(ep);
+		if (ev >= 0)
+			cp_real_close(ev);
+		errno = err;
+		return atomic_load(&epfd) >= 0 ? 0 : -1;
+	}
 	int ep_high = cp_ownfd_move_high(ep), ev_high = cp_ownfd_move_high(ev);
 	if (ep_high >= 0)
 		ep = ep_high;
@@ -346,8 +355,11 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	d->prog_fd = prog_fd;
 	d->bytes = 0;
 	d->start_ns = d->last_ns = cp_now_ns();
-	if (make_fds() < 0)
+	if (make_fds() < 0) {
+		cp_event_error(prog_fd, "cannot create the drainer's epoll set and eventfd", errno,
+			       "drained before close returned");
 		return -1;
+	}
 	if (ensure_thread(prog_fd) < 0)
 		return -1;
 	struct cp_sock *head = atomic_load(&pending);

@@ -380,6 +380,25 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	return 0;
 }
 
+bool cp_drain_fd_moved(int from, int to)
+{
+	/* under the lock, the thread is not between reading a number and using it (but for its
+	 * epoll_wait, which then fails once and comes round with the new number) */
+	pthread_mutex_lock(&active_lock);
+	int f = from, g = from;
+	bool found = atomic_compare_exchange_strong(&epfd, &f, to) ||
+		     atomic_compare_exchange_strong(&evfd, &g, to);
+	for (struct cp_drain *d = active; d != NULL && !found; d = d->next)
+		if (d->fd == from)
+			d->fd = to, found = true;
+	/* handed over, not adopted yet: only pushes happen meanwhile, in front of what is read */
+	for (struct cp_sock *s = atomic_load(&pending); s != NULL && !found; s = s->link)
+		if (s->drain.fd == from)
+			s->drain.fd = to, found = true;
+	pthread_mutex_unlock(&active_lock);
+	return found;
+}
+
 /* ---- exit ---- */
 
 /* Time is up: what is still draining is left to the kernel's close, read one last time so that

@@ -103,6 +103,11 @@ int cp_log_fd(void)
 	return atomic_load(&cfg.fd);
 }
 
+bool cp_log_fd_moved(int from, int to)
+{
+	return atomic_compare_exchange_strong(&cfg.fd, &from, to);
+}
+
 void cp_log_after_fork(void)
 {
 	cfg.pid = (int)getpid();

@@ -1,4 +1,4 @@
-# closepolicy — make | make check | make demo | make bench | make install PREFIX=/usr/local DESTDIR=
+# closepolicy — make | make check | make stress | make demo | make bench | make install PREFIX=/usr/local DESTDIR=
 # Variants: make check SAN=1 (AddressSanitizer + UndefinedBehaviorSanitizer, into build-san/)
 
 VERSION   := 0.1.0
@@ -49,7 +49,7 @@ LIB := $(BUILD)/libclosepolicy.so
 CMD := $(BUILD)/closepolicy
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all check unit integration demo bench install uninstall clean deps
+.PHONY: all check unit integration stress demo bench install uninstall clean deps
 all: $(LIB) $(CMD)
 
 # Missing libraries are named with their Debian package (and installed when we can).
@@ -82,6 +82,10 @@ $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
 $(BUILD)/progs/static_hello: tests/progs/static_hello.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O2 -static -o $@ $<
+# step_server exports its pthread_create, which stands in for the C library's (itest_nothread).
+$(BUILD)/progs/step_server: tests/progs/step_server.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -rdynamic -MMD -MP -o $@ $< -lpthread
 $(BUILD)/progs/%: demo/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
@@ -97,6 +101,11 @@ integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
 
 check: all unit integration
 	@echo "make check: all tests passed ($(BUILD))"
+
+# The stress test at full size (make check runs it with 3000 connections).
+STRESS_CONNS ?= 30000
+stress: $(LIB) $(BUILD)/tests/itest_stress $(BUILD)/progs/stress_server
+	@BUILD=$(BUILD) CP_STRESS_CONNS=$(STRESS_CONNS) $(BUILD)/tests/itest_stress
 
 demo: all $(PROG_BIN)
 	@BUILD=$(BUILD) bash demo/demo.sh

@@ -41,14 +41,15 @@ static void release_number(int fd, struct release *r)
 }
 
 /* The whole graceful close in the calling thread: past max_draining, or when the shim cannot
- * hand the socket over. */
-static void drain_here(int fd, struct cp_sock *s, struct release *r)
+ * hand the socket over. fd is the socket (the program's number, or the shim's copy once the
+ * program's is gone); prog_fd the number the program closed, for the log. */
+static void drain_here(int fd, int prog_fd, struct cp_sock *s, struct release *r)
 {
 	int err = 0;
 	uint64_t bytes = 0, t0 = cp_now_ns();
 	cp_drain_prepare(fd, s);
 	const char *outcome = cp_drain_sync(fd, s->rule, &bytes, &err);
-	cp_event_drain(s, fd, bytes, outcome, (cp_now_ns() - t0) / 1000000u, err);
+	cp_event_drain(s, prog_fd, bytes, outcome, (cp_now_ns() - t0) / 1000000u, err);
 	release_number(fd, r);
 	cp_sock_release(s);
 }
@@ -87,25 +88,25 @@ static void graceful(int fd, struct cp_sock *s, struct release *r)
 		return;
 	}
 	if (!cp_drain_reserve()) /* max_draining reached */
-		return drain_here(fd, s, r);
+		return drain_here(fd, fd, s, r);
 	if (!forget_epoll(fd, s)) {
 		cp_drain_unreserve();
 		cp_event_error(fd, "an epoll registration of this socket was made through a descriptor "
 				   "closed earlier and cannot be removed",
 			       0, "drained before close returned");
-		return drain_here(fd, s, r);
+		return drain_here(fd, fd, s, r);
 	}
 	int copy = cp_ownfd_dup_high(fd);
 	if (copy < 0) {
 		cp_drain_unreserve();
 		cp_event_error(fd, "no descriptor for a background drain", errno,
 			       "drained before close returned");
-		return drain_here(fd, s, r);
+		return drain_here(fd, fd, s, r);
 	}
 	release_number(fd, r);
 	if (cp_drain_start(s, copy, fd) < 0) {
 		cp_drain_unreserve();
-		drain_here(copy, s, &(struct release){ .real = false });
+		drain_here(copy, fd, s, &(struct release){ .real = false });
 		cp_ownfd_close(copy);
 	}
 }

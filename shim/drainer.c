@@ -282,8 +282,17 @@ static int make_fds(void)
 		return 0;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ep < 0 || ev < 0)
-		goto fail;
+	if (ep < 0 || ev < 0) {
+		/* not marked as the shim's yet: cp_ownfd_close would leave them open, leaked in the
+		 * program's range */
+		int err = errno;
+		if (ep >= 0)
+			cp_real_close(ep);
+		if (ev >= 0)
+			cp_real_close(ev);
+		errno = err;
+		return atomic_load(&epfd) >= 0 ? 0 : -1;
+	}
 	int ep_high = cp_ownfd_move_high(ep), ev_high = cp_ownfd_move_high(ev);
 	if (ep_high >= 0)
 		ep = ep_high;
@@ -346,8 +355,11 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	d->prog_fd = prog_fd;
 	d->bytes = 0;
 	d->start_ns = d->last_ns = cp_now_ns();
-	if (make_fds() < 0)
+	if (make_fds() < 0) {
+		cp_event_error(prog_fd, "cannot create the drainer's epoll set and eventfd", errno,
+			       "drained before close returned");
 		return -1;
+	}
 	if (ensure_thread(prog_fd) < 0)
 		return -1;
 	struct cp_sock *head = atomic_load(&pending);
@@ -366,6 +378,25 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 		(void)syscall(SYS_write, atomic_load(&evfd), &one, sizeof one);
 	}
 	return 0;
+}
+
+bool cp_drain_fd_moved(int from, int to)
+{
+	/* under the lock, the thread is not between reading a number and using it (but for its
+	 * epoll_wait, which then fails once and comes round with the new number) */
+	pthread_mutex_lock(&active_lock);
+	int f = from, g = from;
+	bool found = atomic_compare_exchange_strong(&epfd, &f, to) ||
+		     atomic_compare_exchange_strong(&evfd, &g, to);
+	for (struct cp_drain *d = active; d != NULL && !found; d = d->next)
+		if (d->fd == from)
+			d->fd = to, found = true;
+	/* handed over, not adopted yet: only pushes happen meanwhile, in front of what is read */
+	for (struct cp_sock *s = atomic_load(&pending); s != NULL && !found; s = s->link)
+		if (s->drain.fd == from)
+			s->drain.fd = to, found = true;
+	pthread_mutex_unlock(&active_lock);
+	return found;
 }
 
 /* ---- exit ---- */

@@ -32,6 +32,10 @@ void cp_drain_prepare(int fd, struct cp_sock *s);
  * Returns the outcome ("eof", "idle", "max", "reset"); *err is the errno of a failed read. */
 const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err);
 
+/* One of the drainer's descriptors (its epoll set, its eventfd, a draining socket's copy) moved
+ * from `from` to `to` (the program took the number with dup2). False when it holds no `from`. */
+bool cp_drain_fd_moved(int from, int to);
+
 /* Process exit: wait (a futex, no lock) until every drain in progress has ended or deadline_ns
  * has passed; then log what is left with outcome "exit". */
 void cp_drain_finish_at_exit(uint64_t deadline_ns);

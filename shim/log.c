@@ -104,6 +104,11 @@ int cp_log_fd(void)
 	return atomic_load(&cfg.fd);
 }
 
+bool cp_log_fd_moved(int from, int to)
+{
+	return atomic_compare_exchange_strong(&cfg.fd, &from, to);
+}
+
 void cp_log_after_fork(void)
 {
 	cfg.pid = (int)getpid();
@@ -365,6 +370,9 @@ const char *cp_errno_name(int err)
 	case EHOSTUNREACH: return "EHOSTUNREACH";
 	case ECONNREFUSED: return "ECONNREFUSED";
 	case ECONNABORTED: return "ECONNABORTED";
+	case ENOSPC: return "ENOSPC";
+	case EISDIR: return "EISDIR";
+	case ENOTDIR: return "ENOTDIR";
 	default: return NULL;
 	}
 }
@@ -393,6 +401,26 @@ static void write_all(int fd, const char *buf, size_t n)
 		buf += w;
 		n -= (size_t)w;
 	}
+}
+
+/* The log file cannot be written: log to stderr from now on, say so once, and write the line
+ * that failed there too. fd >= 0: the file's descriptor, given up by the one thread that wins. */
+static atomic_int fell_back;
+
+static void fall_back(int fd, int err, const char *what, const struct cp_log_line *l)
+{
+	if (fd >= 0 && atomic_compare_exchange_strong(&cfg.fd, &fd, -1))
+		cp_ownfd_close(fd);
+	if (atomic_exchange(&fell_back, 1) == 0) {
+		struct cp_log_line e;
+		cp_log_begin(&e, CP_LEVEL_WARN, "error");
+		cp_log_errno(&e, "errno", err);
+		cp_log_str(&e, "message", what);
+		cp_log_str(&e, "file", cfg.path);
+		cp_log_str(&e, "instead", "logging to stderr");
+		cp_log_end(&e); /* to stderr now: cfg.fd is -1 */
+	}
+	write_all(2, l->buf, l->len);
 }
 
 void cp_log_end(struct cp_log_line *l)
@@ -425,11 +453,20 @@ void cp_log_end(struct cp_log_line *l)
 		memcpy(msg + 4, l->buf, l->len - 1);
 		(void)syscall(SYS_sendto, fd, msg, l->len - 1 + 4, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
 	} else if (cfg.target == CP_LOG_FILE && fd >= 0) {
-		ssize_t w = cp_sigpipe_quiet_write(fd, l->buf, l->len);
-		/* closed behind the shim's back (a raw close_range): reopen once */
-		if (w < 0 && errno == EBADF && cp_log_configure(CP_LOG_FILE, cfg.path, cfg.format,
-								cfg.level) == 0)
-			write_all(atomic_load(&cfg.fd), l->buf, l->len);
+		ssize_t w;
+		do
+			w = cp_sigpipe_quiet_write(fd, l->buf, l->len);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 && errno == EBADF) { /* closed behind the shim's back (a raw close_range) */
+			/* (or by another thread falling back: then stay on stderr) */
+			if (!atomic_load(&fell_back) &&
+			    cp_log_configure(CP_LOG_FILE, cfg.path, cfg.format, cfg.level) == 0)
+				write_all(atomic_load(&cfg.fd), l->buf, l->len);
+			else
+				fall_back(-1, errno, "cannot reopen the log file", l);
+		} else if (w < 0) { /* a full disk, an I/O error: the program must not notice */
+			fall_back(fd, errno, "cannot write the log file", l);
+		}
 	} else {
 		write_all(2, l->buf, l->len);
 	}

@@ -29,6 +29,9 @@ void cp_log_set_program(const char *program);
 bool cp_log_enabled(enum cp_log_level level);
 /* The log's own descriptor (-1 for stderr): the shim marks it as its own in the table. */
 int cp_log_fd(void);
+/* The log's descriptor moved from `from` to `to` (the program took its number with dup2).
+ * False when the log does not hold `from`. */
+bool cp_log_fd_moved(int from, int to);
 /* After fork: the child has a new pid; the syslog/file descriptor is inherited (close-on-exec). */
 void cp_log_after_fork(void);
 

@@ -13,6 +13,7 @@
 #include "shim/events.h"
 #include "shim/fdtable.h"
 #include "shim/log.h"
+#include "shim/ownfd.h"
 #include "shim/real.h"
 #include "shim/refs.h"
 #include "shim/sockinfo.h"
@@ -160,13 +161,35 @@ void cp_track_dup(int oldfd, int newfd)
 	errno = saved;
 }
 
+/* The program's dup2/dup3 onto one of the shim's numbers: as without the shim, the program gets
+ * that number. The shim's file moves to another number of its own first, and its holder (the log,
+ * the drainer) is told; the old number is unmarked for the program's copy to take. Without a
+ * number to move to, the program's call fails with EMFILE rather than take the shim's file away
+ * from under it. */
+static int evict_shim_fd(int fd)
+{
+	int moved = cp_ownfd_dup_high(fd);
+	if (moved < 0) {
+		errno = EMFILE;
+		return -1;
+	}
+	if (!cp_log_fd_moved(fd, moved) && !cp_drain_fd_moved(fd, moved))
+		cp_ownfd_close(moved); /* held by nobody any more */
+	struct cp_sock *s = cp_fd_take(fd);
+	if (s != NULL && s != CP_SOCK_SHIM) /* not the shim's after all: put it back */
+		cp_fd_put(fd, s, &s);
+	return 0;
+}
+
 int cp_track_before_dup2(int oldfd, int newfd)
 {
 	struct cp_sock *t = cp_fd_get(newfd);
-	if (t == NULL || t == CP_SOCK_SHIM || oldfd == newfd)
+	if (t == NULL || oldfd == newfd)
 		return 0;
-	if (cp_real_fcntl(oldfd, F_GETFD, NULL) < 0)
+	if (cp_real_fcntl(oldfd, F_GETFD, NULL) < 0) /* errno EBADF, as dup2 would say */
 		return -1;
+	if (t == CP_SOCK_SHIM)
+		return evict_shim_fd(newfd);
 	cp_close_implicit(newfd);
 	return 0;
 }

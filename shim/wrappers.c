@@ -325,8 +325,8 @@ EXPORT int dup2(int oldfd, int newfd)
 {
 	if (cp_track_is_shim_fd(oldfd))
 		return ebadf();
-	if (cp_track_before_dup2(oldfd, newfd) < 0)
-		return ebadf();
+	if (cp_track_before_dup2(oldfd, newfd) < 0) /* errno set */
+		return -1;
 	int n = cp_real_dup2(oldfd, newfd);
 	if (n >= 0 && oldfd != newfd)
 		cp_track_dup(oldfd, n);
@@ -337,8 +337,8 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 {
 	if (cp_track_is_shim_fd(oldfd))
 		return ebadf();
-	if (oldfd != newfd && cp_track_before_dup2(oldfd, newfd) < 0)
-		return ebadf();
+	if (oldfd != newfd && cp_track_before_dup2(oldfd, newfd) < 0) /* errno set */
+		return -1;
 	int n = cp_real_dup3(oldfd, newfd, flags);
 	if (n >= 0)
 		cp_track_dup(oldfd, n);

@@ -1,0 +1,158 @@
+/* A TCP server driven one step at a time from stdin, for the exhaustion and failure-path tests:
+ * the test decides exactly when the program accepts, closes, runs out of descriptors or closes
+ * numbers it does not own. Prints "port N"; then one command a line, one answer a line:
+ *   serve N W        accept one connection, read N bytes, write W bytes   -> "served FD"
+ *   close FD         close(FD)                                            -> "close FD = RET ERRNO"
+ *   open PATH        open(PATH, O_RDWR|O_CREAT|O_APPEND)                  -> "open = FD"
+ *   check FD         fcntl(FD, F_GETFD)                                   -> "check FD open|closed"
+ *   write FD TEXT    write(FD, "TEXT\n")                                  -> "write FD = RET"
+ *   dup2 OLD NEW     dup2(OLD, NEW)                                       -> "dup2 = RET ERRNO"
+ *   closefrom LOW    closefrom(LOW)                                       -> "closefrom done"
+ *   close_range A B  close_range(A, B, 0)                                 -> "close_range = RET ERRNO"
+ *   fill LIMIT       set the soft RLIMIT_NOFILE to LIMIT, then open /dev/null until EMFILE
+ *                                                                         -> "fill N"
+ *   unfill           close what fill opened, restore the limit            -> "unfill done"
+ *   nothreads 0|1    1: pthread_create fails with EAGAIN from now on;     -> "nothreads N"
+ *                    0: it works again
+ *   exit             exit status 0
+ * ERRNO is 0 or errno's number. The first line also names the listener: "port N lfd FD".
+ *
+ * pthread_create is defined here and exported (the program is linked with -rdynamic), so it
+ * interposes on the C library's for the shim as well: that is how a test makes the shim's
+ * drainer thread impossible to start, without a resource limit that would break more than that. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_FILL 65536
+
+static int lfd;
+static int fill_fds[MAX_FILL], n_fill;
+static struct rlimit saved_nofile;
+static volatile int threads_fail;
+
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	if (threads_fail)
+		return EAGAIN;
+	int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
+		(int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(RTLD_NEXT,
+											    "pthread_create");
+	return real ? real(t, attr, fn, arg) : ENOSYS;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "step_server: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void serve(long nread, long nwrite)
+{
+	static char buf[1 << 16];
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		die("accept");
+	for (long got = 0; got < nread;) {
+		ssize_t n = read(fd, buf, (size_t)(nread - got) < sizeof buf ? (size_t)(nread - got) : sizeof buf);
+		if (n <= 0)
+			die("read");
+		got += n;
+	}
+	memset(buf, 'x', sizeof buf);
+	for (long sent = 0; sent < nwrite;) {
+		size_t chunk = (size_t)(nwrite - sent) < sizeof buf ? (size_t)(nwrite - sent) : sizeof buf;
+		ssize_t n = write(fd, buf, chunk);
+		if (n < 0)
+			die("write");
+		sent += n;
+	}
+	printf("served %d\n", fd);
+}
+
+static void fill(long limit)
+{
+	getrlimit(RLIMIT_NOFILE, &saved_nofile);
+	struct rlimit rl = { (rlim_t)limit, saved_nofile.rlim_max };
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		die("setrlimit");
+	while (n_fill < MAX_FILL) {
+		int fd = open("/dev/null", O_RDONLY);
+		if (fd < 0) {
+			if (errno != EMFILE)
+				die("fill");
+			break;
+		}
+		fill_fds[n_fill++] = fd;
+	}
+	printf("fill %d\n", n_fill);
+}
+
+static void unfill(void)
+{
+	while (n_fill > 0)
+		close(fill_fds[--n_fill]);
+	setrlimit(RLIMIT_NOFILE, &saved_nofile);
+	printf("unfill done\n");
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sin;
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(lfd, 64) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sin, &len) < 0)
+		die("listen");
+	printf("port %d lfd %d\n", ntohs(sin.sin_port), lfd);
+
+	char line[512], text[256];
+	long a, b;
+	while (fgets(line, sizeof line, stdin) != NULL) {
+		if (sscanf(line, "serve %ld %ld", &a, &b) == 2) {
+			serve(a, b);
+		} else if (sscanf(line, "close %ld", &a) == 1) {
+			int r = close((int)a);
+			printf("close %ld = %d %d\n", a, r, r < 0 ? errno : 0);
+		} else if (sscanf(line, "open %255s", text) == 1) {
+			printf("open = %d\n", open(text, O_RDWR | O_CREAT | O_APPEND, 0600));
+		} else if (sscanf(line, "check %ld", &a) == 1) {
+			printf("check %ld %s\n", a, fcntl((int)a, F_GETFD) < 0 ? "closed" : "open");
+		} else if (sscanf(line, "write %ld %255s", &a, text) == 2) {
+			strcat(text, "\n");
+			printf("write %ld = %zd\n", a, write((int)a, text, strlen(text)));
+		} else if (sscanf(line, "dup2 %ld %ld", &a, &b) == 2) {
+			int r = dup2((int)a, (int)b);
+			printf("dup2 = %d %d\n", r, r < 0 ? errno : 0);
+		} else if (sscanf(line, "closefrom %ld", &a) == 1) {
+			closefrom((int)a);
+			printf("closefrom done\n");
+		} else if (sscanf(line, "close_range %ld %ld", &a, &b) == 2) {
+			int r = close_range((unsigned)a, b < 0 ? ~0U : (unsigned)b, 0);
+			printf("close_range = %d %d\n", r, r < 0 ? errno : 0);
+		} else if (sscanf(line, "fill %ld", &a) == 1) {
+			fill(a);
+		} else if (strncmp(line, "unfill", 6) == 0) {
+			unfill();
+		} else if (sscanf(line, "nothreads %ld", &a) == 1) {
+			threads_fail = (int)a;
+			printf("nothreads %ld\n", a);
+		} else if (strncmp(line, "exit", 4) == 0) {
+			return 0;
+		} else {
+			fprintf(stderr, "step_server: unknown command: %s", line);
+			return 2;
+		}
+	}
+	return 0;
+}

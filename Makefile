@@ -11,12 +11,21 @@ ifeq ($(SAN),1)
 BUILD     ?= build-san
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT       ?= -O1
+else ifeq ($(SAN),thread)
+# ThreadSanitizer: clang; the runtime lives in each instrumented program, and the preloaded
+# object uses that program's (so the object is linked without -z defs).
+BUILD     ?= build-tsan
+CC        := clang
+SANFLAGS  := -fsanitize=thread -fno-omit-frame-pointer -DCP_TSAN_BUILD
+OPT       ?= -O1
+LIB_DEFS  :=
 else
 BUILD     ?= build
 SANFLAGS  :=
 OPT       ?= -O2
 endif
 
+LIB_DEFS  ?= -Wl,-z,defs
 WARN      := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
              -Wformat=2 -Wundef -Wvla -Wcast-align -Wwrite-strings
 CFLAGS    ?= $(OPT) -g
@@ -66,7 +75,7 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 	$(CC) $(ALL_CFLAGS) $(YAML_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
 
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,-z,defs -o $@ $^ $(YAML_LIBS) -ldl -lpthread
+	$(CC) $(ALL_CFLAGS) -shared $(LIB_DEFS) -o $@ $^ $(YAML_LIBS) -ldl -lpthread
 $(CMD): $(CLI_OBJ) $(POLICY_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)
 
@@ -75,7 +84,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_OBJ) | $(DEPS_OK)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $< $(POLICY_OBJ) $(CMOCKA_LIBS) $(YAML_LIBS)
 $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $^ $(CMOCKA_LIBS) -lpthread
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
 $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
@@ -96,11 +105,31 @@ $(BUILD)/bench/%: bench/%.c bench/common.c $(POLICY_OBJ) | $(DEPS_OK)
 unit: $(UNIT_BIN) $(CMD)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; BUILD=$(BUILD) $$t; done
 
-integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
-	@BUILD=$(BUILD) SAN=$(SAN) sh tests/integration/run.sh $(ITEST_BIN)
+# Under ThreadSanitizer only programs built with it can load the instrumented object, so the
+# threaded tests run (drainer, concurrent close/accept, epoll, exit, fork under load, stress).
+# Left out, each for a reason: tests that run system programs under the shim (run, exec_fds,
+# run_warnings, and the SIGPIPE tests with `yes | head`: the TSan build also leaves signal
+# installers to libc, see wrappers.c), and tests whose step_server stands in for pthread_create,
+# which the TSan runtime must see for every thread (ownfd, nothread).
+TSAN_SKIP := itest_run itest_exec_fds itest_run_warnings itest_sigpipe itest_sigpipe_ignore \
+	     itest_epipe itest_ownfd itest_nothread
+ifeq ($(SAN),thread)
+ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP)),$(ITEST_BIN))
+else
+ITEST_RUN := $(ITEST_BIN)
+endif
 
+integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
+	@BUILD=$(BUILD) SAN=$(SAN) sh tests/integration/run.sh $(ITEST_RUN)
+
+# make check: the plain build, then the same suites under AddressSanitizer + UBSan (unit and
+# integration), then the threaded integration tests under ThreadSanitizer.
 check: all unit integration
-	@echo "make check: all tests passed ($(BUILD))"
+ifeq ($(SAN),)
+	@$(MAKE) --no-print-directory SAN=1 unit integration
+	@$(MAKE) --no-print-directory SAN=thread integration
+endif
+	@echo "make check: all tests passed ($(BUILD)$(if $(SAN),,, build-san, build-tsan))"
 
 # The stress test at full size (make check runs it with 3000 connections).
 STRESS_CONNS ?= 30000

@@ -42,7 +42,7 @@ struct cp_sock {
 	unsigned ref_epoch;    /* the fork/exec/spawn pass that last looked at it */
 	uint8_t ref_mark;      /* what that pass did (CP_REF_*) */
 	atomic_bool exit_released; /* the exit path dropped this process's reference */
-	uint8_t kind;          /* enum cp_kind */
+	_Atomic uint8_t kind;  /* enum cp_kind; atomic: a fork's counting pass reads it while connect() sets it */
 	uint8_t role;          /* enum cp_role: ANY until connected or accepted */
 	bool facts_known;
 	atomic_bool shut_wr;   /* the program called shutdown(SHUT_WR or SHUT_RDWR) */

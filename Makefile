@@ -122,10 +122,13 @@ endif
 integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
 	@BUILD=$(BUILD) SAN=$(SAN) sh tests/integration/run.sh $(ITEST_RUN)
 
-# make check: the plain build, then the same suites under AddressSanitizer + UBSan (unit and
-# integration), then the threaded integration tests under ThreadSanitizer.
-check: all unit integration
+# make check: the plain build's unit and integration tests and the demo (which fails when an
+# outcome under a policy is wrong), then the same suites under AddressSanitizer + UBSan, then
+# the threaded integration tests under ThreadSanitizer.
+check: all unit integration $(PROG_BIN)
 ifeq ($(SAN),)
+	@BUILD=$(BUILD) bash demo/demo.sh > $(BUILD)/demo.out 2>&1 || { cat $(BUILD)/demo.out; echo "make check: the demo's outcomes are wrong"; exit 1; }
+	@tail -n 20 $(BUILD)/demo.out
 	@$(MAKE) --no-print-directory SAN=1 unit integration
 	@$(MAKE) --no-print-directory SAN=thread integration
 endif

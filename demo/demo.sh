@@ -100,6 +100,45 @@ demo_case "1.4 emulate Windows: process exit is an abortive close (on_exit: rese
   - {name: win, match: {role: server}, action: passthrough, on_exit: reset}" \
 	--read 100 --write 65536 --end exit
 
+# Writes after the peer left: EPIPE, and SIGPIPE, which kills a program that did not ask
+# otherwise — with no trace. Under the shim it dies the same way, and the log says where; with
+# sigpipe: ignore it survives and gets EPIPE.
+epipe_one() { # POLICY|-|default : prints what happened to the writer
+	: > "$work/log"
+	local out status
+	case $1 in
+	-) out=$("$EPIPE_PROG" 2>&1); status=$? ;;
+	default) out=$("$CP" run -l "$work/log" -- "$EPIPE_PROG" 2>&1); status=$? ;;
+	*) out=$("$CP" run -p "$1" -l "$work/log" -- "$EPIPE_PROG" 2>&1); status=$? ;;
+	esac
+	if [ "$status" = 141 ]; then
+		if [ -s "$work/log" ]; then echo "killed by SIGPIPE (status 141), logged"; else echo "killed by SIGPIPE (status 141), no trace"; fi
+	else
+		echo "${out:-exit $status} (status $status)"
+	fi
+}
+EPIPE_PROG=$BUILD/progs/demo_epipe
+pol=$(policy sigpipe-ignore "sigpipe: ignore")
+for variant in "default|log (default, no policy file)|killed by SIGPIPE \\(status 141\\), logged" \
+	       "$pol|ignore|then EPIPE \\(status 0\\)"; do
+	IFS='|' read -r which name expect <<< "$variant"
+	echo "== writes after the peer left: sigpipe: $name"
+	bare=$(epipe_one -)
+	echo "   bare:        $bare"
+	with=$(epipe_one "$which")
+	echo "   with policy: $with"
+	echo "   closepolicy log:"
+	sed 's/^/     /' "$work/log"
+	verdict=ok
+	if ! echo "$with" | grep -qE "$expect"; then
+		verdict="UNEXPECTED (wanted: $expect)"
+		failed=1
+	fi
+	echo "   outcome:     $verdict"
+	echo
+	rows+=("writes after the peer left (sigpipe: $name)|$bare|$with|sigpipe-$(echo "$name" | cut -d' ' -f1)|$verdict")
+done
+
 # A fork-per-connection server: the parent closes its copy right after fork, the child replies.
 # shutdown() ignores other holders, so a shim acting on the parent's close would cut the child.
 SERVER=$BUILD/progs/demo_forkserver demo_case \

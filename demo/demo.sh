@@ -33,20 +33,21 @@ run_one() {
 	echo "$line"
 }
 
-# case LABEL EXPECT POLICY-NAME POLICY-YAML SERVER-ARGS...
-demo_case() {
-	local label=$1 expect=$2 name=$3 yaml=$4; shift 4
-	local pol bare with
-	pol=$(policy "$name" "$yaml")
+# show_case RUNNER LABEL EXPECT NAME YAML [ARGS...]: the case run bare, then under the policy
+# YAML ("-": no policy file, the built-in default); RUNNER POLICY|-|default ARGS prints what the
+# peer (or the program) saw. BARE_NOTE, when set, follows the bare outcome.
+show_case() {
+	local runner=$1 label=$2 expect=$3 name=$4 yaml=$5; shift 5
+	local pol=default bare with verdict=ok
+	[ "$yaml" = - ] || pol=$(policy "$name" "$yaml")
 	echo "== $label"
-	bare=$(run_one - "$@")
-	echo "   bare:        $bare"
-	with=$(run_one "$pol" "$@")
+	bare=$($runner - "$@")
+	echo "   bare:        $bare${BARE_NOTE:+ ($BARE_NOTE)}"
+	with=$($runner "$pol" "$@")
 	echo "   with policy: $with"
-	echo "   policy:      $(echo "$yaml" | tr '\n' ' ' | tr -s ' ')"
+	echo "   policy:      $(echo "${yaml/#-/none (the built-in default)}" | tr '\n' ' ' | tr -s ' ')"
 	echo "   closepolicy log:"
 	sed 's/^/     /' "$work/log"
-	local verdict=ok
 	if ! echo "$with" | grep -qE "$expect"; then
 		verdict="UNEXPECTED (wanted: $expect)"
 		failed=1
@@ -55,6 +56,9 @@ demo_case() {
 	echo
 	rows+=("$label|$bare|$with|$name|$verdict")
 }
+
+# demo_case LABEL EXPECT POLICY-NAME POLICY-YAML SERVER-ARGS...
+demo_case() { show_case run_one "$@"; }
 
 [ -x "$SERVER" ] && [ -x "$CLIENT" ] && [ -x "$CP" ] || { echo "demo: run 'make demo' (build first)"; exit 1; }
 
@@ -118,26 +122,10 @@ epipe_one() { # POLICY|-|default : prints what happened to the writer
 	fi
 }
 EPIPE_PROG=$BUILD/progs/demo_epipe
-pol=$(policy sigpipe-ignore "sigpipe: ignore")
-for variant in "default|log (default, no policy file)|killed by SIGPIPE \\(status 141\\), logged" \
-	       "$pol|ignore|then EPIPE \\(status 0\\)"; do
-	IFS='|' read -r which name expect <<< "$variant"
-	echo "== writes after the peer left: sigpipe: $name"
-	bare=$(epipe_one -)
-	echo "   bare:        $bare"
-	with=$(epipe_one "$which")
-	echo "   with policy: $with"
-	echo "   closepolicy log:"
-	sed 's/^/     /' "$work/log"
-	verdict=ok
-	if ! echo "$with" | grep -qE "$expect"; then
-		verdict="UNEXPECTED (wanted: $expect)"
-		failed=1
-	fi
-	echo "   outcome:     $verdict"
-	echo
-	rows+=("writes after the peer left (sigpipe: $name)|$bare|$with|sigpipe-$(echo "$name" | cut -d' ' -f1)|$verdict")
-done
+show_case epipe_one "writes after the peer left (sigpipe: log, the default; no policy file)" \
+	"killed by SIGPIPE \\(status 141\\), logged" sigpipe-log -
+show_case epipe_one "writes after the peer left (sigpipe: ignore)" \
+	"then EPIPE \\(status 0\\)" sigpipe-ignore "sigpipe: ignore"
 
 # A fork-per-connection server: the parent closes its copy right after fork, the child replies.
 # shutdown() ignores other holders, so a shim acting on the parent's close would cut the child.
@@ -150,28 +138,6 @@ SERVER=$BUILD/progs/demo_forkserver demo_case \
 
 # 1.5 / 2.3 / 2.4: a peer that vanishes. Two network namespaces joined by a veth pair; the
 # server's side of the cable is then pulled (link down), so nothing comes back, ever.
-vanish_case() { # label expect name yaml writer-args...
-	local label=$1 expect=$2 name=$3 yaml=$4; shift 4
-	local pol bare with
-	pol=$(policy "$name" "$yaml")
-	echo "== $label"
-	bare=$(vanish_one - "$@")
-	echo "   bare:        $bare (kernel default: $KERNEL_DEFAULT)"
-	with=$(vanish_one "$pol" "$@")
-	echo "   with policy: $with"
-	echo "   policy:      $(echo "$yaml" | tr '\n' ' ' | tr -s ' ')"
-	echo "   closepolicy log:"
-	sed 's/^/     /' "$work/log"
-	local verdict=ok
-	if ! echo "$with" | grep -qE "$expect"; then
-		verdict="UNEXPECTED (wanted: $expect)"
-		failed=1
-	fi
-	echo "   outcome:     $verdict"
-	echo
-	rows+=("$label|$bare|$with|$name|$verdict")
-}
-
 NS_A=cpdemo-a.$$ NS_B=cpdemo-b.$$
 vanish_one() { # POLICY|- writer-args...
 	local pol=$1; shift
@@ -205,12 +171,12 @@ WRITER=$BUILD/progs/demo_writer
 KERNEL_DEFAULT="about $(awk '{print ($1 >= 15) ? "924 s (tcp_retries2 15)" : "a shorter time"}' /proc/sys/net/ipv4/tcp_retries2 2>/dev/null) of retransmission before a write fails; 7200 s idle + 9 probes before keepalive notices"
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && ip netns add "cpdemo-probe.$$" 2>/dev/null; then
 	ip netns del "cpdemo-probe.$$"
-	vanish_case "2.3 server vanishes while the client writes: TCP_USER_TIMEOUT" \
+	BARE_NOTE="kernel default: $KERNEL_DEFAULT" show_case vanish_one "2.3 server vanishes while the client writes: TCP_USER_TIMEOUT" \
 		"error ETIMEDOUT after [0-9.]+ s" user-timeout \
 		"rules:
   - {name: backend, match: {role: client}, user_timeout: 3s}" \
 		--give-up 6
-	vanish_case "1.5/2.4 peer vanishes while we wait to read: keepalive" \
+	BARE_NOTE="kernel default: $KERNEL_DEFAULT" show_case vanish_one "1.5/2.4 peer vanishes while we wait to read: keepalive" \
 		"error ETIMEDOUT after [0-9.]+ s" keepalive \
 		"rules:
   - {name: backend, match: {role: client}, keepalive: {idle: 1s, interval: 1s, count: 2}}" \

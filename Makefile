@@ -124,13 +124,15 @@ integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
 
 # make check: the plain build's unit and integration tests and the demo (which fails when an
 # outcome under a policy is wrong), then the same suites under AddressSanitizer + UBSan, then
-# the threaded integration tests under ThreadSanitizer.
+# the threaded integration tests under ThreadSanitizer, then a short fuzzing run.
 check: all unit integration $(PROG_BIN)
 ifeq ($(SAN),)
 	@BUILD=$(BUILD) bash demo/demo.sh > $(BUILD)/demo.out 2>&1 || { cat $(BUILD)/demo.out; echo "make check: the demo's outcomes are wrong"; exit 1; }
 	@tail -n 20 $(BUILD)/demo.out
 	@$(MAKE) --no-print-directory SAN=1 unit integration
 	@$(MAKE) --no-print-directory SAN=thread integration
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) > $(BUILD)/fuzz.out 2>&1 || { tail -n 40 $(BUILD)/fuzz.out; echo "make check: the fuzzer found a problem"; exit 1; }
+	@grep -E "^Done|stat::number_of_executed_units" $(BUILD)/fuzz.out
 endif
 	@echo "make check: all tests passed ($(BUILD)$(if $(SAN),,, build-san, build-tsan))"
 
@@ -159,8 +161,9 @@ clean:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
-# libFuzzer on the policy loader: make fuzz FUZZ_SECONDS=600
+# libFuzzer on the policy loader: make fuzz FUZZ_SECONDS=600 (make check runs a short one)
 FUZZ_SECONDS ?= 60
+CHECK_FUZZ_SECONDS ?= 20
 FUZZ_CC ?= clang
 build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -169,5 +172,5 @@ build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) | $(DEPS_OK)
 .PHONY: fuzz
 fuzz: build-fuzz/fuzz_policy
 	@mkdir -p build-fuzz/corpus
-	build-fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	build-fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
 		-dict=tests/fuzz/policy.dict -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus

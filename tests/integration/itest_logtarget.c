@@ -125,6 +125,32 @@ static void test_missing_directory(void **state)
 	finish(&p, &err);
 }
 
+/* A log path that is a symbolic link is refused (O_NOFOLLOW): a link planted where a
+ * privileged program logs must not redirect its appends. The link's target stays untouched. */
+static void test_target_is_a_symlink(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/cp-logsym-XXXXXX", link[64], victim[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(victim, sizeof victim, "%s/victim", dir);
+	snprintf(link, sizeof link, "%s/log", dir);
+	FILE *f = fopen(victim, "w");
+	fclose(f);
+	assert_int_equal(symlink(victim, link), 0);
+	struct h_proc p;
+	struct captured err = { 0 };
+	spawn_with_stderr(&p, link, &err);
+	serve_one(&p, &err);
+	assert_int_equal(count_lines(err.text, "event=error", "errno=ELOOP"), 1);
+	char *text = read_file(victim);
+	assert_string_equal(text, "");
+	free(text);
+	finish(&p, &err);
+	unlink(link);
+	unlink(victim);
+	rmdir(dir);
+}
+
 static void test_target_is_a_directory(void **state)
 {
 	(void)state;
@@ -155,6 +181,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_missing_directory),
+		cmocka_unit_test(test_target_is_a_symlink),
 		cmocka_unit_test(test_target_is_a_directory),
 		cmocka_unit_test(test_target_cannot_be_written),
 	};

@@ -137,12 +137,24 @@ void cp_exit_run(void)
 	errno = saved;
 }
 
+/* Flush a standard stream unless another thread holds it (one blocked reading stdin, say):
+ * fflush(NULL) would wait for every stream's lock, where exit() itself takes none. */
+static void flush_unless_busy(FILE *f)
+{
+	if (ftrylockfile(f) == 0) {
+		fflush_unlocked(f);
+		funlockfile(f);
+	}
+}
+
 /* exit() and return from main. exit() flushes stdio only after the destructors have run, and a
- * program's stdout may be one of the sockets closed here (inetd, CGI): flush first, as exit()
- * was about to. (_exit() does not flush, and neither does its path here.) */
+ * program's stdout may be one of the sockets closed here (inetd, CGI): flush stdout and stderr
+ * first, as exit() was about to. (_exit() does not flush, and neither does its path here.) */
 __attribute__((destructor)) static void cp_exit_destructor(void)
 {
-	if (cp_cfg.policy != NULL && atomic_load(&exit_started) == 0)
-		fflush(NULL);
+	if (cp_cfg.policy != NULL && atomic_load(&exit_started) == 0) {
+		flush_unless_busy(stdout);
+		flush_unless_busy(stderr);
+	}
 	cp_exit_run();
 }

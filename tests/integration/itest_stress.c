@@ -35,7 +35,8 @@
 #define HEADER 16
 #define PERIOD 251
 #define IN_FLIGHT 128          /* connections open at once, besides the held ones */
-#define PEAK_RSS_LIMIT_KB (64 * 1024)
+/* growth over the baseline, not the total: sanitizer builds start far higher (TSan's shadow) */
+#define PEAK_RSS_GROWTH_LIMIT_KB (32 * 1024)
 
 enum kind { WELL, EARLY, RESET, HALF, HOLD, VANISH, KINDS };
 static const char *const kind_name[KINDS] = { "well-behaved", "close early", "reset", "half-close",
@@ -432,7 +433,7 @@ static void test_misbehaving_clients(void **state)
 	assert_true(t.outcome_idle >= f.by_kind[HOLD]); /* each never-close peer was cut by time */
 	assert_int_equal(t.errors, 0);
 	assert_int_equal(fds, base_fds);
-	assert_true(peak_kb > 0 && peak_kb < PEAK_RSS_LIMIT_KB);
+	assert_true(peak_kb > 0 && base_rss > 0 && peak_kb - base_rss < PEAK_RSS_GROWTH_LIMIT_KB);
 	h_finish(&p);
 }
 

@@ -30,7 +30,9 @@ run_one() {
 	line=$("$CLIENT" "$port" --send 100)
 	read -r _ status <&3
 	exec 3<&-
-	echo "$line"
+	local sent=4194304 prev=
+	for a in "$@"; do [ "$prev" = --write ] && sent=$a; prev=$a; done
+	echo "${line/ bytes,/ of $sent bytes,}"
 }
 
 # show_case RUNNER LABEL EXPECT NAME YAML [ARGS...]: the case run bare, then under the policy
@@ -63,7 +65,7 @@ demo_case() { show_case run_one "$@"; }
 [ -x "$SERVER" ] && [ -x "$CLIENT" ] && [ -x "$CP" ] || { echo "demo: run 'make demo' (build first)"; exit 1; }
 
 demo_case "1.1/2.1 close() with unread data (server reads 5 of 100 bytes, writes 4 MB)" \
-	"received 4194304 bytes, then EOF" graceful \
+	"received 4194304 of 4194304 bytes, then EOF" graceful \
 	"rules:
   - {name: web, match: {role: server}, action: graceful}" \
 	--read 5 --write 4194304 --end close
@@ -75,25 +77,25 @@ demo_case "1.4 SO_LINGER {1,0}: reset, the abortive close (no TIME_WAIT)" \
 	--read 100 --write 65536 --end close
 
 demo_case "1.4 SO_LINGER {1,N}: linger, close() waits for the data to be acknowledged" \
-	"received 4194304 bytes, then EOF" linger \
+	"received 4194304 of 4194304 bytes, then EOF" linger \
 	"rules:
   - {name: wait, match: {role: server}, action: linger, linger: 5s}" \
 	--read 100 --write 4194304 --end close
 
 demo_case "1.2 process exit() without close(), data left unread" \
-	"received 4194304 bytes, then EOF" exit-graceful \
+	"received 4194304 of 4194304 bytes, then EOF" exit-graceful \
 	"rules:
   - {name: web, match: {role: server}, action: passthrough, on_exit: graceful}" \
 	--read 5 --write 4194304 --end exit
 
 demo_case "2.2 process _exit() without close(), data left unread" \
-	"received 4194304 bytes, then EOF" _exit-graceful \
+	"received 4194304 of 4194304 bytes, then EOF" _exit-graceful \
 	"rules:
   - {name: web, match: {role: server}, action: passthrough, on_exit: graceful}" \
 	--read 5 --write 4194304 --end _exit
 
 demo_case "1.3 shutdown(SHUT_WR) by the program, then close(): the shim only drains" \
-	"received 4194304 bytes, then EOF" shutdown \
+	"received 4194304 of 4194304 bytes, then EOF" shutdown \
 	"rules:
   - {name: web, match: {role: server}, action: graceful}" \
 	--read 100 --write 4194304 --end shutdown
@@ -131,7 +133,7 @@ show_case epipe_one "writes after the peer left (sigpipe: ignore)" \
 # shutdown() ignores other holders, so a shim acting on the parent's close would cut the child.
 SERVER=$BUILD/progs/demo_forkserver demo_case \
 	"fork server: the parent closes its copy at once, the child replies 200000 bytes" \
-	"received 200000 bytes, then EOF" fork-graceful \
+	"received 200000 of 200000 bytes, then EOF" fork-graceful \
 	"rules:
   - {name: web, match: {role: server}, action: graceful}" \
 	--write 200000
@@ -188,9 +190,9 @@ else
 fi
 
 echo "Summary"
-printf '%-72s | %-48s | %-48s | %s\n' "case" "bare: what the peer saw" "with policy" "policy"
+printf '%-72s | %-60s | %-60s | %s\n' "case" "bare: what the peer saw" "with policy" "policy"
 for r in "${rows[@]}"; do
 	IFS='|' read -r label bare with name verdict <<< "$r"
-	printf '%-72s | %-48s | %-48s | %s %s\n' "$label" "$bare" "$with" "$name" "$([ "$verdict" = ok ] || echo "$verdict")"
+	printf '%-72s | %-60s | %-60s | %s %s\n' "$label" "$bare" "$with" "$name" "$([ "$verdict" = ok ] || echo "$verdict")"
 done
 exit $failed

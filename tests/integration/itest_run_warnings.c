@@ -1,5 +1,6 @@
 /* `closepolicy run` warns, with the reason, when the program cannot load a preloaded object:
- * statically linked, set-user-ID, 32-bit, Go, and #! scripts whose interpreter is one of those;
+ * statically linked, set-user-ID, file capabilities, 32-bit, Go, and #! scripts whose
+ * interpreter is one of those;
  * and stays quiet for an ordinary dynamically linked program. */
 #include "harness.h"
 
@@ -82,6 +83,20 @@ static void test_setuid(void **state)
 	assert_non_null(strstr(err, "is set-user-ID"));
 }
 
+static void test_file_capabilities(void **state)
+{
+	(void)state;
+	char path[128], cmd[256];
+	int st;
+	snprintf(path, sizeof path, "%s/capable", dir);
+	copy_file("/bin/true", path, 0755);
+	snprintf(cmd, sizeof cmd, "setcap cap_net_bind_service+ep '%s'", path);
+	if (system(cmd) != 0)
+		fail_msg("setcap failed: install libcap2-bin (.ci/run does) and run as root");
+	const char *err = run(path, &st);
+	assert_non_null(strstr(err, "has file capabilities"));
+}
+
 static void test_32_bit(void **state)
 {
 	(void)state;
@@ -123,6 +138,7 @@ int main(void)
 		cmocka_unit_test(test_static),
 		cmocka_unit_test(test_go),
 		cmocka_unit_test(test_setuid),
+		cmocka_unit_test(test_file_capabilities),
 		cmocka_unit_test(test_32_bit),
 		cmocka_unit_test(test_script_with_static_interpreter),
 	};

@@ -162,38 +162,50 @@ static size_t ld_list_items(struct loader *L, const yaml_node_t *n, const char *
 	return count;
 }
 
-void ld_ports(struct loader *L, const yaml_node_t *n, const char *key,
-		  struct cp_port_range **out, size_t *count)
+typedef int (*item_parser)(const char *text, void *out, const char **why);
+
+static int parse_port_item(const char *text, void *out, const char **why)
+{
+	return cp_parse_port_range(text, out, why);
+}
+
+static int parse_cidr_item(const char *text, void *out, const char **why)
+{
+	return cp_parse_cidr(text, out, why);
+}
+
+/* A one-or-list condition, each item parsed into a fresh array of elem_size entries; *count
+ * tells how many parsed (the others are reported). NULL when there is nothing to hold. */
+static void *parsed_list(struct loader *L, const yaml_node_t *n, const char *key, const char *want,
+			 size_t elem_size, item_parser parse, size_t *count)
 {
 	yaml_node_t *items[LIST_MAX];
 	size_t k = ld_list_items(L, n, key, items, LIST_MAX);
-	if (k == 0 || !(*out = calloc(k, sizeof **out)))
-		return;
+	char *out;
+	if (k == 0 || !(out = calloc(k, elem_size)))
+		return NULL;
 	for (size_t i = 0; i < k; i++) {
 		const char *why;
-		const char *v = ld_scalar(L, items[i], key, "a port 1..65535 or a range \"A-B\"");
-		if (v && cp_parse_port_range(v, &(*out)[*count], &why) == 0)
+		const char *v = ld_scalar(L, items[i], key, want);
+		if (v && parse(v, out + *count * elem_size, &why) == 0)
 			++*count;
 		else if (v)
 			ld_fail(L, items[i], "%s: %s, got \"%s\"", key, why, v);
 	}
+	return out;
+}
+
+void ld_ports(struct loader *L, const yaml_node_t *n, const char *key,
+	      struct cp_port_range **out, size_t *count)
+{
+	*out = parsed_list(L, n, key, "a port 1..65535 or a range \"A-B\"", sizeof **out,
+			   parse_port_item, count);
 }
 
 void ld_addresses(struct loader *L, const yaml_node_t *n, const char *key,
-		      struct cp_cidr **out, size_t *count)
+		  struct cp_cidr **out, size_t *count)
 {
-	yaml_node_t *items[LIST_MAX];
-	size_t k = ld_list_items(L, n, key, items, LIST_MAX);
-	if (k == 0 || !(*out = calloc(k, sizeof **out)))
-		return;
-	for (size_t i = 0; i < k; i++) {
-		const char *why;
-		const char *v = ld_scalar(L, items[i], key, "an address or CIDR");
-		if (v && cp_parse_cidr(v, &(*out)[*count], &why) == 0)
-			++*count;
-		else if (v)
-			ld_fail(L, items[i], "%s: %s, got \"%s\"", key, why, v);
-	}
+	*out = parsed_list(L, n, key, "an address or CIDR", sizeof **out, parse_cidr_item, count);
 }
 
 static int ld_suggestion_distance(const char *a, const char *b)

@@ -460,3 +460,50 @@ struct h_read h_read_upto(int fd, uint64_t limit, int timeout_ms)
 	}
 	return r;
 }
+
+void h_expect_line(struct h_proc *p, const char *prefix, char *line, size_t size)
+{
+	for (;;) {
+		h_line(p, line, size, 10000);
+		if (strncmp(line, "FAIL", 4) == 0)
+			fail_msg("the program says: %s", line);
+		if (strncmp(line, prefix, strlen(prefix)) == 0)
+			return;
+	}
+}
+
+void h_expect_exact(struct h_proc *p, const char *want)
+{
+	char line[256];
+	h_expect_line(p, want, line, sizeof line);
+	assert_string_equal(line, want);
+}
+
+void h_expect_done_exit_0(struct h_proc *p)
+{
+	h_expect_exact(p, "done");
+	int st = h_wait(p, 10000);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("wanted exit 0, got wait status %#x; log:\n%s", st, h_log(p));
+}
+
+void h_sayf(struct h_proc *p, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	h_say(p, line);
+}
+
+void h_answer(struct h_proc *p, const char *fmt, ...)
+{
+	char want[256], line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(want, sizeof want, fmt, ap);
+	va_end(ap);
+	h_line(p, line, sizeof line, 10000);
+	assert_string_equal(line, want);
+}

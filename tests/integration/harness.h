@@ -38,6 +38,15 @@ void h_spawn(struct h_proc *p, const char *policy_yaml, const char *const *env, 
 void h_line(struct h_proc *p, char *line, size_t size, int timeout_ms);
 /* Read lines until one starts with `prefix`; return the number after it. */
 long h_expect(struct h_proc *p, const char *prefix, int timeout_ms);
+/* Test programs that report as they go (sigpipe_prog): the next line starting with prefix, into
+ * line (a line starting with FAIL fails the test); a line equal to want; "done", then exit 0. */
+void h_expect_line(struct h_proc *p, const char *prefix, char *line, size_t size);
+void h_expect_exact(struct h_proc *p, const char *want);
+void h_expect_done_exit_0(struct h_proc *p);
+/* Step-driven programs (step_server): send a formatted command; the next line must be exactly
+ * the formatted answer. */
+__attribute__((format(printf, 2, 3))) void h_sayf(struct h_proc *p, const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) void h_answer(struct h_proc *p, const char *fmt, ...);
 /* Send a line to the program's stdin. */
 void h_say(struct h_proc *p, const char *line);
 /* Wait for exit (kill after timeout_ms, which fails the test); return the wait status. */

@@ -13,32 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void expect_line(struct h_proc *p, const char *prefix, char *line, size_t size)
-{
-	for (;;) {
-		h_line(p, line, size, 10000);
-		if (strncmp(line, "FAIL", 4) == 0)
-			fail_msg("sigpipe_prog: %s", line);
-		if (strncmp(line, prefix, strlen(prefix)) == 0)
-			return;
-	}
-}
-
-static void expect_exact(struct h_proc *p, const char *want)
-{
-	char line[256];
-	expect_line(p, want, line, sizeof line);
-	assert_string_equal(line, want);
-}
-
-static void expect_exit_0(struct h_proc *p)
-{
-	expect_exact(p, "done");
-	int st = h_wait(p, 10000);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fail_msg("wanted exit 0, got wait status %#x; log:\n%s", st, h_log(p));
-}
-
 /* Every call on a socket whose peer is gone: EPIPE, one event with call, bytes and peer. */
 static void test_every_call_on_a_socket(void **state)
 {
@@ -49,11 +23,11 @@ static void test_every_call_on_a_socket(void **state)
 		struct h_proc p;
 		char line[128], peer[64], want[64], call[32];
 		h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "ignore", "-t", "socket", "-c", calls[i], NULL);
-		expect_line(&p, "peer ", line, sizeof line);
+		h_expect_line(&p, "peer ", line, sizeof line);
 		snprintf(peer, sizeof peer, "peer=%.40s ", line + 5);
 		snprintf(want, sizeof want, "call %s result -1 errno EPIPE", calls[i]);
-		expect_exact(&p, want);
-		expect_exit_0(&p);
+		h_expect_exact(&p, want);
+		h_expect_done_exit_0(&p);
 		snprintf(call, sizeof call, "call=%s ", calls[i]);
 		if (h_log_count(&p, "event=epipe", "fd=", call, "bytes=100 ", "local=127.0.0.1:", peer,
 				"errno=EPIPE", "program=sigpipe_prog", NULL) != 1)
@@ -73,9 +47,9 @@ static void test_every_call_on_a_pipe(void **state)
 		char want[64], call[32];
 		h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "handler", "-t", "pipe", "-c", calls[i], NULL);
 		snprintf(want, sizeof want, "call %s result -1 errno EPIPE", calls[i]);
-		expect_exact(&p, want);
-		expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 0 tid_ok 1");
-		expect_exit_0(&p);
+		h_expect_exact(&p, want);
+		h_expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 0 tid_ok 1");
+		h_expect_done_exit_0(&p);
 		snprintf(call, sizeof call, "call=%s ", calls[i]);
 		assert_int_equal(h_log_count(&p, "event=epipe", "fd=", call, "bytes=100 ", NULL), 1);
 		assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=handler", call, NULL), 1);
@@ -85,8 +59,8 @@ static void test_every_call_on_a_pipe(void **state)
 	/* send() on a pipe is ENOTSOCK, as without the shim, and nothing to log */
 	struct h_proc p;
 	h_spawn(&p, NULL, NULL, "sigpipe_prog", "-t", "pipe", "-c", "send", NULL);
-	expect_exact(&p, "call send result -1 errno ENOTSOCK");
-	expect_exit_0(&p);
+	h_expect_exact(&p, "call send result -1 errno ENOTSOCK");
+	h_expect_done_exit_0(&p);
 	assert_int_equal(h_log_count(&p, "event=", NULL), 0);
 	h_finish(&p);
 }
@@ -108,9 +82,9 @@ static void test_econnreset(void **state)
 	struct linger lg = { 1, 0 };
 	setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	close(s);
-	expect_exact(&p, "call send result -1 errno ECONNRESET");
-	expect_exact(&p, "call send result -1 errno EPIPE");
-	expect_exit_0(&p);
+	h_expect_exact(&p, "call send result -1 errno ECONNRESET");
+	h_expect_exact(&p, "call send result -1 errno EPIPE");
+	h_expect_done_exit_0(&p);
 	assert_int_equal(h_log_count(&p, "event=econnreset", "call=send ", peer, "errno=ECONNRESET", NULL), 1);
 	assert_int_equal(h_log_count(&p, "event=epipe", "call=send ", peer, NULL), 1);
 	h_finish(&p);
@@ -125,8 +99,8 @@ static void test_one_event_per_occurrence(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		struct h_proc p;
 		h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "siginfo", "-t", targets[i], "-n", "3", NULL);
-		expect_exact(&p, "handler calls 3 signo 13 code 0 pid_ok 1 tid_ok 1");
-		expect_exit_0(&p);
+		h_expect_exact(&p, "handler calls 3 signo 13 code 0 pid_ok 1 tid_ok 1");
+		h_expect_done_exit_0(&p);
 		assert_int_equal(h_log_count(&p, "event=epipe", NULL), 3);
 		assert_int_equal(h_log_count(&p, "event=sigpipe", NULL), 3);
 		h_finish(&p);
@@ -169,8 +143,8 @@ static void test_report_counts_match(void **state)
 	const char *env[] = { "CLOSEPOLICY_FORMAT=json", NULL };
 	h_spawn(&p, "version: 1\nlog: {level: info}\n", env, "sigpipe_prog", "-d", "handler", "-t",
 		"socket", "-c", "send", "-n", "3", NULL);
-	expect_exact(&p, "handler calls 3 signo 13 code 0 pid_ok 0 tid_ok 1");
-	expect_exit_0(&p);
+	h_expect_exact(&p, "handler calls 3 signo 13 code 0 pid_ok 0 tid_ok 1");
+	h_expect_done_exit_0(&p);
 	char *log = h_log(&p);
 	int epipe = count_json(log, "epipe"), sigpipe = count_json(log, "sigpipe"),
 	    policy = count_json(log, "policy");

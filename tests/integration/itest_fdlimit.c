@@ -27,28 +27,6 @@ static int request(int port)
 	return fd;
 }
 
-__attribute__((format(printf, 2, 3))) static void command(struct h_proc *p, const char *fmt, ...)
-{
-	char line[128];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	h_say(p, line);
-}
-
-/* The program's next line is exactly `fmt`, formatted. */
-__attribute__((format(printf, 2, 3))) static void answer(struct h_proc *p, const char *fmt, ...)
-{
-	char want[128], line[128];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(want, sizeof want, fmt, ap);
-	va_end(ap);
-	h_line(p, line, sizeof line, 10000);
-	assert_string_equal(line, want);
-}
-
 /* Serve one connection, then fill the descriptor table, giving `spare` numbers back; close the
  * connection: the shim cannot hand it to the drainer. Checks everything but the error event. */
 static void close_at_the_limit(struct h_proc *p, int spare)
@@ -56,24 +34,24 @@ static void close_at_the_limit(struct h_proc *p, int spare)
 	h_spawn(p, POLICY, NULL, "step_server", NULL);
 	int port = (int)h_expect(p, "port ", 5000);
 	int peer = request(port);
-	command(p, "serve %d %d", REQUEST, REPLY);
+	h_sayf(p, "serve %d %d", REQUEST, REPLY);
 	long fd = h_expect(p, "served ", 5000);
-	command(p, "fill %d", LIMIT);
+	h_sayf(p, "fill %d", LIMIT);
 	assert_true(h_expect(p, "fill ", 5000) > 0);
 	h_say(p, "open /dev/null");
-	answer(p, "open = -1"); /* full indeed */
+	h_answer(p, "open = -1"); /* full indeed */
 	for (int i = 0; i < spare; i++) { /* the fill's last descriptors */
-		command(p, "close %d", LIMIT - 1 - i);
-		answer(p, "close %d = 0 0", LIMIT - 1 - i);
+		h_sayf(p, "close %d", LIMIT - 1 - i);
+		h_answer(p, "close %d = 0 0", LIMIT - 1 - i);
 	}
 
 	/* close() drains before it returns: the peer reads everything, then the shim's FIN */
-	command(p, "close %ld", fd);
+	h_sayf(p, "close %ld", fd);
 	struct h_read r = h_read_to_end(peer, 10000);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.bytes, REPLY);
 	close(peer);
-	answer(p, "close %ld = 0 0", fd);
+	h_answer(p, "close %ld = 0 0", fd);
 
 	/* drained by the program's own thread, inside close() */
 	char tid[32];
@@ -90,14 +68,14 @@ static void close_at_the_limit(struct h_proc *p, int spare)
 		assert_true(reopened[i] == fd || reopened[i] >= LIMIT - spare);
 	}
 	h_say(p, "open /dev/null");
-	answer(p, "open = -1");
+	h_answer(p, "open = -1");
 	for (int i = 0; i <= spare; i++) {
-		command(p, "check %ld", reopened[i]);
-		answer(p, "check %ld open", reopened[i]);
+		h_sayf(p, "check %ld", reopened[i]);
+		h_answer(p, "check %ld open", reopened[i]);
 	}
 
 	h_say(p, "unfill");
-	answer(p, "unfill done");
+	h_answer(p, "unfill done");
 	h_say(p, "exit");
 	int st = h_wait(p, 10000);
 	assert_true(WIFEXITED(st));

@@ -21,16 +21,6 @@
 #define UNREAD 1000 /* left unread by the server: the close must drain, not just close */
 #define REPLY 65536
 
-__attribute__((format(printf, 2, 3))) static void command(struct h_proc *p, const char *fmt, ...)
-{
-	char line[128];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	h_say(p, line);
-}
-
 static int request(int port)
 {
 	int fd = h_connect(port, 0);
@@ -63,9 +53,9 @@ static int count_sockets(pid_t pid)
 static void serve_and_close(struct h_proc *p, int port, char *answer, size_t size)
 {
 	int peer = request(port);
-	command(p, "serve %d %d", REQUEST, REPLY);
+	h_sayf(p, "serve %d %d", REQUEST, REPLY);
 	long fd = h_expect(p, "served ", 5000);
-	command(p, "close %ld", fd);
+	h_sayf(p, "close %ld", fd);
 	struct h_read r = h_read_to_end(peer, 10000);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.bytes, REPLY);

@@ -19,27 +19,6 @@
 #define UNREAD 1000 /* left unread by the server: the close hands the socket to the drainer */
 #define REPLY 65536
 
-__attribute__((format(printf, 2, 3))) static void command(struct h_proc *p, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	h_say(p, line);
-}
-
-__attribute__((format(printf, 2, 3))) static void answer(struct h_proc *p, const char *fmt, ...)
-{
-	char want[256], line[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(want, sizeof want, fmt, ap);
-	va_end(ap);
-	h_line(p, line, sizeof line, 10000);
-	assert_string_equal(line, want);
-}
-
 /* The shim's descriptors, found from outside by what they point at. */
 struct shim_fds {
 	int log, epoll, eventfd, copy;
@@ -80,10 +59,10 @@ static int drain_in_progress(struct h_proc *p, int port)
 	char req[REQUEST + UNREAD];
 	memset(req, 'r', sizeof req);
 	h_send_all(peer, req, sizeof req);
-	command(p, "serve %d %d", REQUEST, REPLY);
+	h_sayf(p, "serve %d %d", REQUEST, REPLY);
 	long fd = h_expect(p, "served ", 5000);
-	command(p, "close %ld", fd);
-	answer(p, "close %ld = 0 0", fd); /* at once: the drain is the drainer's */
+	h_sayf(p, "close %ld", fd);
+	h_answer(p, "close %ld = 0 0", fd); /* at once: the drain is the drainer's */
 	struct h_read r = h_read_to_end(peer, 10000);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.bytes, REPLY);
@@ -128,21 +107,21 @@ static void close_everything(const char *how)
 
 	if (how == NULL) {
 		h_say(&p, "closefrom 3");
-		answer(&p, "closefrom done");
+		h_answer(&p, "closefrom done");
 	} else {
 		h_say(&p, "close_range 3 -1");
-		answer(&p, "close_range = 0 0");
+		h_answer(&p, "close_range = 0 0");
 	}
 	/* the program's own are closed, as it asked */
-	command(&p, "check %ld", mine);
-	answer(&p, "check %ld closed", mine);
-	command(&p, "check %d", lfd);
-	answer(&p, "check %d closed", lfd);
+	h_sayf(&p, "check %ld", mine);
+	h_answer(&p, "check %ld closed", mine);
+	h_sayf(&p, "check %d", lfd);
+	h_answer(&p, "check %d closed", lfd);
 	/* the shim's are where they were, and not the program's to close */
 	struct shim_fds after = find_shim_fds(&p, 3);
 	assert_memory_equal(&before, &after, sizeof before);
-	command(&p, "close %d", after.log);
-	answer(&p, "close %d = -1 9", after.log); /* EBADF, as for any number not open */
+	h_sayf(&p, "close %d", after.log);
+	h_answer(&p, "close %d = -1 9", after.log); /* EBADF, as for any number not open */
 
 	peer_leaves_and_drain_ends(&p, peer, 1);
 	finish_ok(&p);
@@ -172,16 +151,16 @@ static void test_dup2_onto_the_shims_numbers(void **state)
 
 	char out[160];
 	snprintf(out, sizeof out, "%s/program.out", p.dir);
-	command(&p, "open %s", out);
+	h_sayf(&p, "open %s", out);
 	long file = h_expect(&p, "open = ", 5000);
 	for (int i = 0; i < 4; i++) {
 		assert_true(taken[i] >= 3);
-		command(&p, "dup2 %ld %d", file, taken[i]);
-		answer(&p, "dup2 = %d 0", taken[i]); /* as without the shim */
+		h_sayf(&p, "dup2 %ld %d", file, taken[i]);
+		h_answer(&p, "dup2 = %d 0", taken[i]); /* as without the shim */
 	}
 	for (int i = 0; i < 4; i++) {
-		command(&p, "write %d program-line-%d", taken[i], i);
-		answer(&p, "write %d = %zu", taken[i], strlen("program-line-0\n"));
+		h_sayf(&p, "write %d program-line-%d", taken[i], i);
+		h_answer(&p, "write %d = %zu", taken[i], strlen("program-line-0\n"));
 	}
 
 	/* the shim goes on: the drain in progress ends, and a new one runs in the background */
@@ -191,8 +170,8 @@ static void test_dup2_onto_the_shims_numbers(void **state)
 
 	/* the program's numbers are still the program's: closing each works */
 	for (int i = 0; i < 4; i++) {
-		command(&p, "close %d", taken[i]);
-		answer(&p, "close %d = 0 0", taken[i]);
+		h_sayf(&p, "close %d", taken[i]);
+		h_answer(&p, "close %d = 0 0", taken[i]);
 	}
 	/* neither wrote into the other's file */
 	FILE *f = fopen(out, "r");

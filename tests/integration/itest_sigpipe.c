@@ -12,39 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The next line of the program starting with prefix (program FAIL lines fail the test). */
-static void expect_line(struct h_proc *p, const char *prefix, char *line, size_t size)
-{
-	for (;;) {
-		h_line(p, line, size, 10000);
-		if (strncmp(line, "FAIL", 4) == 0)
-			fail_msg("sigpipe_prog: %s", line);
-		if (strncmp(line, prefix, strlen(prefix)) == 0)
-			return;
-	}
-}
-
-static void expect_exact(struct h_proc *p, const char *want)
-{
-	char line[256];
-	expect_line(p, want, line, sizeof line);
-	assert_string_equal(line, want);
-}
-
 /* "peer 127.0.0.1:PORT" -> the log's "peer=127.0.0.1:PORT " */
 static void expect_peer(struct h_proc *p, char *needle, size_t size)
 {
 	char line[128];
-	expect_line(p, "peer ", line, sizeof line);
+	h_expect_line(p, "peer ", line, sizeof line);
 	snprintf(needle, size, "peer=%.40s ", line + 5);
-}
-
-static void expect_exit_0(struct h_proc *p)
-{
-	expect_exact(p, "done");
-	int st = h_wait(p, 10000);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 static void expect_killed_by_sigpipe(struct h_proc *p)
@@ -113,9 +86,9 @@ static void test_ignoring_program_gets_epipe(void **state)
 		h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "ignore", "-t", "socket", "-c", calls[i], NULL);
 		expect_peer(&p, peer, sizeof peer);
 		snprintf(want, sizeof want, "call %s result -1 errno EPIPE", calls[i]);
-		expect_exact(&p, want);
-		expect_exact(&p, "handler calls 0 signo 0 code 0 pid_ok 0 tid_ok 0");
-		expect_exit_0(&p);
+		h_expect_exact(&p, want);
+		h_expect_exact(&p, "handler calls 0 signo 0 code 0 pid_ok 0 tid_ok 0");
+		h_expect_done_exit_0(&p);
 		char call[32];
 		snprintf(call, sizeof call, "call=%s ", calls[i]);
 		assert_int_equal(h_log_count(&p, "event=epipe", NULL), 1);
@@ -139,9 +112,9 @@ static void test_siginfo_handler_called_once(void **state)
 			/* (without -T, the NULL ends the argument list there) */
 			h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "siginfo", "-t", targets[i], "-c", "write",
 				threaded ? "-T" : NULL, NULL);
-			expect_exact(&p, "call write result -1 errno EPIPE");
-			expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 1 tid_ok 1");
-			expect_exit_0(&p);
+			h_expect_exact(&p, "call write result -1 errno EPIPE");
+			h_expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 1 tid_ok 1");
+			h_expect_done_exit_0(&p);
 			assert_int_equal(h_log_count(&p, "event=epipe", "call=write", NULL), 1);
 			assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=handler", "call=write",
 						     NULL),
@@ -158,10 +131,10 @@ static void test_program_reads_back_its_own_disposition(void **state)
 	(void)state;
 	struct h_proc p;
 	h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "readback", "-t", "pipe", NULL);
-	expect_exact(&p, "readback checked");
-	expect_exact(&p, "call write result -1 errno EPIPE");
-	expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 1 tid_ok 1");
-	expect_exit_0(&p);
+	h_expect_exact(&p, "readback checked");
+	h_expect_exact(&p, "call write result -1 errno EPIPE");
+	h_expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 1 tid_ok 1");
+	h_expect_done_exit_0(&p);
 	h_finish(&p);
 }
 
@@ -172,9 +145,9 @@ static void test_signal_installed_handler_works(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		struct h_proc p;
 		h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "signal", "-t", targets[i], NULL);
-		expect_exact(&p, "call write result -1 errno EPIPE");
-		expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 0 tid_ok 1");
-		expect_exit_0(&p);
+		h_expect_exact(&p, "call write result -1 errno EPIPE");
+		h_expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 0 tid_ok 1");
+		h_expect_done_exit_0(&p);
 		assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=handler", NULL), 1);
 		h_finish(&p);
 	}
@@ -188,7 +161,7 @@ static void test_resethand_second_sigpipe_kills(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		struct h_proc p;
 		h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "sysv", "-t", targets[i], "-n", "2", NULL);
-		expect_exact(&p, "call write result -1 errno EPIPE");
+		h_expect_exact(&p, "call write result -1 errno EPIPE");
 		expect_killed_by_sigpipe(&p);
 		assert_int_equal(h_log_count(&p, "event=epipe", "call=write", NULL), 2);
 		assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=handler", NULL), 1);
@@ -204,7 +177,7 @@ static void test_kill_default_logged_then_dies(void **state)
 	struct h_proc p;
 	char sender[32];
 	h_spawn(&p, NULL, NULL, "sigpipe_prog", "-t", "wait", NULL);
-	expect_exact(&p, "ready");
+	h_expect_exact(&p, "ready");
 	assert_int_equal(kill(p.pid, SIGPIPE), 0);
 	expect_killed_by_sigpipe(&p);
 	snprintf(sender, sizeof sender, "sender_pid=%d ", (int)getpid());
@@ -220,17 +193,17 @@ static void test_kill_handler_called(void **state)
 	struct h_proc p;
 	char sender[32];
 	h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "siginfo", "-t", "wait", NULL);
-	expect_exact(&p, "ready");
+	h_expect_exact(&p, "ready");
 	snprintf(sender, sizeof sender, "sender_pid=%d ", (int)getpid());
 	assert_int_equal(kill(p.pid, SIGPIPE), 0);
 	char *line = h_log_wait(&p, 10000, "event=sigpipe", NULL);
 	assert_non_null(line);
 	free(line);
 	h_say(&p, "report");
-	expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 0");
+	h_expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 0");
 	close(p.in);
 	p.in = -1;
-	expect_exit_0(&p);
+	h_expect_done_exit_0(&p);
 	assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=handler", sender, NULL), 1);
 	h_finish(&p);
 }
@@ -243,17 +216,17 @@ static void test_blocked_sigpipe_pending_and_logged_once(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		struct h_proc p;
 		h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "siginfo", "-t", targets[i], "-b", NULL);
-		expect_exact(&p, "call write result -1 errno EPIPE");
-		expect_exact(&p, "pending 1");
-		expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 1 tid_ok 1");
-		expect_exit_0(&p);
+		h_expect_exact(&p, "call write result -1 errno EPIPE");
+		h_expect_exact(&p, "pending 1");
+		h_expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 1 tid_ok 1");
+		h_expect_done_exit_0(&p);
 		assert_int_equal(h_log_count(&p, "event=epipe", "call=write", NULL), 1);
 		assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=handler", NULL), 1);
 		h_finish(&p);
 	}
 	struct h_proc p; /* and SIG_DFL: death when the thread unblocks it */
 	h_spawn(&p, NULL, NULL, "sigpipe_prog", "-t", "pipe", "-b", NULL);
-	expect_exact(&p, "pending 1");
+	h_expect_exact(&p, "pending 1");
 	expect_killed_by_sigpipe(&p);
 	assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=default", NULL), 1);
 	h_finish(&p);
@@ -270,9 +243,9 @@ static void test_unwrapped_writes_logged_by_the_handler(void **state)
 	h_finish(&p);
 
 	h_spawn(&p, NULL, NULL, "sigpipe_prog", "-d", "siginfo", "-c", "raw", NULL);
-	expect_exact(&p, "call raw result -1 errno EPIPE");
-	expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 1 tid_ok 1");
-	expect_exit_0(&p);
+	h_expect_exact(&p, "call raw result -1 errno EPIPE");
+	h_expect_exact(&p, "handler calls 1 signo 13 code 0 pid_ok 1 tid_ok 1");
+	h_expect_done_exit_0(&p);
 	assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=handler", NULL), 1);
 	h_finish(&p);
 }

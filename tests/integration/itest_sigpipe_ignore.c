@@ -12,27 +12,6 @@
 
 static const char *const POLICY = "version: 1\nsigpipe: ignore\n";
 
-static void expect_exact(struct h_proc *p, const char *want)
-{
-	char line[256];
-	for (;;) {
-		h_line(p, line, sizeof line, 10000);
-		if (strncmp(line, "FAIL", 4) == 0)
-			fail_msg("sigpipe_prog: %s", line);
-		if (strncmp(line, want, strlen(want)) == 0)
-			break;
-	}
-	assert_string_equal(line, want);
-}
-
-static void expect_exit_0(struct h_proc *p)
-{
-	expect_exact(p, "done");
-	int st = h_wait(p, 10000);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fail_msg("wanted exit 0, got wait status %#x; log:\n%s", st, h_log(p));
-}
-
 /* The writer survives, gets EPIPE, its handler is never called; one epipe event says why. */
 static void survives(const char *disp, const char *target, const char *call, const char *extra)
 {
@@ -41,12 +20,12 @@ static void survives(const char *disp, const char *target, const char *call, con
 	h_spawn(&p, POLICY, NULL, "sigpipe_prog", "-d", disp, "-t", target, "-c", call, "-n", "2", extra,
 		NULL);
 	snprintf(want, sizeof want, "call %s result -1 errno EPIPE", call);
-	expect_exact(&p, want);
-	expect_exact(&p, want);
+	h_expect_exact(&p, want);
+	h_expect_exact(&p, want);
 	if (extra != NULL && strcmp(extra, "-b") == 0)
-		expect_exact(&p, "pending 0");
-	expect_exact(&p, "handler calls 0 signo 0 code 0 pid_ok 0 tid_ok 0");
-	expect_exit_0(&p);
+		h_expect_exact(&p, "pending 0");
+	h_expect_exact(&p, "handler calls 0 signo 0 code 0 pid_ok 0 tid_ok 0");
+	h_expect_done_exit_0(&p);
 	snprintf(needle, sizeof needle, "call=%s ", call);
 	assert_int_equal(h_log_count(&p, "event=epipe", needle, "errno=EPIPE",
 				     "message=\"no SIGPIPE delivered (sigpipe: ignore)\"", NULL),
@@ -88,8 +67,8 @@ static void test_stdio_writer_survives(void **state)
 	(void)state;
 	struct h_proc p;
 	h_spawn(&p, POLICY, NULL, "sigpipe_prog", "-c", "stdio", NULL);
-	expect_exact(&p, "call stdio result -1 errno EPIPE");
-	expect_exit_0(&p);
+	h_expect_exact(&p, "call stdio result -1 errno EPIPE");
+	h_expect_done_exit_0(&p);
 	assert_int_equal(h_log_count(&p, "event=sigpipe", "disposition=ignore", "message=\"dropped", NULL),
 			 1);
 	h_finish(&p);
@@ -101,7 +80,7 @@ static void test_kill_still_kills(void **state)
 	(void)state;
 	struct h_proc p;
 	h_spawn(&p, POLICY, NULL, "sigpipe_prog", "-t", "wait", NULL);
-	expect_exact(&p, "ready");
+	h_expect_exact(&p, "ready");
 	assert_int_equal(kill(p.pid, SIGPIPE), 0);
 	int st = h_wait(&p, 10000);
 	assert_true(WIFSIGNALED(st));

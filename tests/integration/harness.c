@@ -507,3 +507,33 @@ void h_answer(struct h_proc *p, const char *fmt, ...)
 	h_line(p, line, sizeof line, 10000);
 	assert_string_equal(line, want);
 }
+
+char *h_file_wait(const char *path, const char *needle, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (in < 0 || inotify_add_watch(in, path, IN_MODIFY) < 0)
+		fail_msg("inotify %s: %s", path, strerror(errno));
+	for (;;) {
+		char text[65536];
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+		if (f)
+			fclose(f);
+		text[n] = '\0';
+		if (strstr(text, needle)) {
+			close(in);
+			return strdup(text);
+		}
+		if (left_ms(deadline) == 0)
+			break;
+		struct pollfd pf = { .fd = in, .events = POLLIN };
+		if (poll(&pf, 1, left_ms(deadline)) > 0) {
+			char evbuf[4096];
+			while (read(in, evbuf, sizeof evbuf) > 0)
+				;
+		}
+	}
+	close(in);
+	return NULL;
+}

@@ -68,6 +68,9 @@ int h_log_count(const struct h_proc *p, ...);
 /* Wait until the log has a line containing every needle (inotify; no sleeping). Returns that
  * line (malloc'd) or NULL at the deadline. */
 char *h_log_wait(const struct h_proc *p, int timeout_ms, ...);
+/* Wait until the existing file `path` contains `needle` (inotify; no sleeping): its whole text
+ * (malloc'd), or NULL at the deadline. */
+char *h_file_wait(const char *path, const char *needle, int timeout_ms);
 /* The value of "key=" in a text log line, as a number (-1 when absent). */
 long h_field(const char *line, const char *key);
 

@@ -67,18 +67,13 @@ static int count_lines(const char *text, const char *a, const char *b)
 	return n;
 }
 
-/* Wait until stderr has a line with `needle` (the drain happens after close returned). */
+/* Wait until stderr has `needle` (the drain happens after close returned). */
 static void wait_for(struct captured *err, const char *needle)
 {
-	struct timespec step = { 0, 10 * 1000000L };
-	for (int i = 0; i < 500; i++) {
-		free(err->text);
-		err->text = read_file(err->path);
-		if (strstr(err->text, needle))
-			return;
-		nanosleep(&step, NULL);
-	}
-	fail_msg("no \"%s\" on the program's stderr within 5 s; it has:\n%s", needle, err->text);
+	free(err->text);
+	err->text = h_file_wait(err->path, needle, 5000);
+	if (err->text == NULL)
+		fail_msg("no \"%s\" on the program's stderr within 5 s", needle);
 }
 
 /* One connection through the program, then its exit: all of it as without a log problem. */

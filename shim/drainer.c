@@ -147,6 +147,14 @@ const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, i
 
 /* ---- the thread ---- */
 
+/* One-shot: an event is reported once, so a socket finished at its EOF needs no EPOLL_CTL_DEL
+ * (its registration is spent, and goes with the close). */
+#define WATCH (EPOLLIN | EPOLLRDHUP | EPOLLONESHOT)
+
+/* No deadline on the active list comes before this (deadlines only move later: a read pushes
+ * the idle one), so the list is walked only once this time has come. */
+static uint64_t next_expiry_ns = UINT64_MAX;
+
 static void finish(struct cp_drain *d, const char *outcome, int err, uint64_t now)
 {
 	struct cp_sock *s = sock_of(d);
@@ -156,7 +164,10 @@ static void finish(struct cp_drain *d, const char *outcome, int err, uint64_t no
 		active = d->next;
 	if (d->next)
 		d->next->prev = d->prev;
-	cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_DEL, d->fd, NULL);
+	/* an armed registration would go with the close, unless a fork briefly holds a copy of
+	 * the socket: then it could still report d, recycled by then */
+	if (d->armed)
+		cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_DEL, d->fd, NULL);
 	cp_ownfd_close(d->fd);
 	cp_event_drain(s, d->prog_fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
 	cp_drain_unreserve();
@@ -186,7 +197,13 @@ static void adopt_pending(uint64_t now)
 			continue;
 		}
 		cp_drain_prepare(d->fd, s);
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = d };
+		struct epoll_event ev = { .events = WATCH, .data.ptr = d };
+		d->armed = true;
+		uint64_t first = d->start_ns + 1000000u * (s->rule->drain_timeout_ms < s->rule->drain_max_ms
+								  ? s->rule->drain_timeout_ms
+								  : s->rule->drain_max_ms);
+		if (first < next_expiry_ns)
+			next_expiry_ns = first;
 		d->prev = NULL;
 		d->next = active;
 		if (active)
@@ -194,17 +211,35 @@ static void adopt_pending(uint64_t now)
 		active = d;
 		if (cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_ADD, d->fd, &ev) < 0) {
 			int e = errno;
-			cp_event_error(d->prog_fd, "cannot watch a draining socket", e, "closed it now");
+			d->armed = false;
+			cp_event_error(d->prog_fd, "epoll_ctl: cannot watch a draining socket", e, "closed it now");
 			finish(d, "reset", e, now);
 		}
 		s = next;
 	}
 }
 
+/* Watch d again after its one-shot event brought data but no EOF. */
+static void rearm(struct cp_drain *d, uint64_t now)
+{
+	struct epoll_event ev = { .events = WATCH, .data.ptr = d };
+	int ep = atomic_load(&epfd);
+	/* after a dup2 moved d->fd, the registration is under the old number: add one */
+	if (cp_real_epoll_ctl(ep, EPOLL_CTL_MOD, d->fd, &ev) == 0 ||
+	    (errno == ENOENT && cp_real_epoll_ctl(ep, EPOLL_CTL_ADD, d->fd, &ev) == 0)) {
+		d->armed = true;
+		return;
+	}
+	int e = errno;
+	cp_event_error(d->prog_fd, "epoll_ctl: cannot watch a draining socket again", e, "closed it now");
+	finish(d, "reset", e, now);
+}
+
 static void on_readable(struct cp_drain *d, uint64_t now)
 {
 	int err = 0;
 	uint64_t before = d->bytes;
+	d->armed = false;
 	int r = cp_drain_discard(d->fd, &d->bytes, &err);
 	if (d->bytes != before)
 		d->last_ns = now;
@@ -212,22 +247,34 @@ static void on_readable(struct cp_drain *d, uint64_t now)
 		finish(d, "eof", 0, now);
 	else if (r < 0)
 		finish(d, "reset", err, now);
+	else
+		rearm(d, now);
 }
 
 /* Finish what has run out of time; return the ms until the next deadline (-1: nothing active). */
 static int expire(uint64_t now)
 {
-	int next = -1;
-	for (struct cp_drain *d = active, *n; d != NULL; d = n) {
-		n = d->next;
-		const char *outcome;
-		int left = deadline_ms_left(d, sock_of(d)->rule, now, &outcome);
-		if (left == 0)
-			finish(d, outcome, 0, now);
-		else if (next < 0 || left < next)
-			next = left;
+	if (now >= next_expiry_ns) {
+		next_expiry_ns = UINT64_MAX;
+		for (struct cp_drain *d = active, *n; d != NULL; d = n) {
+			n = d->next;
+			const char *outcome;
+			int left = deadline_ms_left(d, sock_of(d)->rule, now, &outcome);
+			if (left == 0) {
+				finish(d, outcome, 0, now);
+				continue;
+			}
+			uint64_t at = now + (uint64_t)left * 1000000u;
+			if (at < next_expiry_ns)
+				next_expiry_ns = at;
+		}
 	}
-	return next;
+	if (active == NULL) {
+		next_expiry_ns = UINT64_MAX;
+		return -1;
+	}
+	uint64_t ms = (next_expiry_ns - now + 999999u) / 1000000u;
+	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
 static void *drainer_main(void *arg)

@@ -29,12 +29,17 @@ struct cp_drain {
 	int fd;                       /* the shim's own descriptor for the socket */
 	int prog_fd;                  /* the number the program closed, for the log */
 	uint64_t start_ns, last_ns, bytes;
+	bool armed;                   /* its one-shot epoll registration can still fire */
 };
 
 struct cp_sock {
 	struct cp_sock *link;  /* free list / pending drains (lock-free stacks) */
 	atomic_int refs;       /* descriptors for this socket in this process; see refs below */
 	uint64_t cookie;       /* SO_COOKIE at registration: recognises the socket again */
+	/* or, for an accepted one, the peer accept() returned (no system call at accept): the
+	 * same socket has the same peer until it is closed */
+	struct cp_addr ident_peer;
+	uint16_t ident_port;
 	/* other processes (refs.h): */
 	bool shared;           /* counted in the cross-process table, at `slot` */
 	bool unknown_holders;  /* holders the shim cannot count may exist: never act on it */
@@ -76,9 +81,10 @@ bool cp_sock_unref_is_last(struct cp_sock *s);
 #define CP_REF_KEEP 2u     /* a descriptor without FD_CLOEXEC: survives exec */
 #define CP_REF_DONE 4u     /* handled by the pass */
 
-/* Before anything destructive: is fd still the socket registered (SO_COOKIE), and not another
- * file that took its number after a close the shim did not see (fclose of an fdopen'd socket,
- * glibc-internal closes)? True when no cookie was recorded (a rule that never acts). */
+/* Before anything destructive: is fd still the socket registered (SO_COOKIE, or the peer an
+ * accepted socket had), and not another file that took its number after a close the shim did not
+ * see (fclose of an fdopen'd socket, glibc-internal closes)? True when neither was recorded (a
+ * rule that never acts), and when the socket has no peer any more (reset: nothing to harm). */
 bool cp_sock_still_registered(int fd, const struct cp_sock *s);
 
 /* epoll registrations of the program (set by the epoll_ctl wrapper, used at close). */

@@ -75,7 +75,7 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 	$(CC) $(ALL_CFLAGS) $(YAML_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
 
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared $(LIB_DEFS) -o $@ $^ $(YAML_LIBS) -ldl -lpthread
+	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name $(LIB_DEFS) -o $@ $^ $(YAML_LIBS) -ldl -lpthread
 $(CMD): $(CLI_OBJ) $(POLICY_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)
 

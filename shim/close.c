@@ -17,6 +17,7 @@
 #include "shim/events.h"
 #include "shim/exitpath.h"
 #include "shim/fdtable.h"
+#include "shim/hot.h"
 #include "shim/log.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
@@ -207,7 +208,7 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 	cp_sock_release(s);
 }
 
-int cp_close(int fd)
+CP_HOT int cp_close(int fd)
 {
 	struct cp_sock *s = cp_fd_get(fd);
 	if (s == NULL) /* the hot path: not a socket the shim follows */

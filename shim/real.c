@@ -15,55 +15,62 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static void *resolve(_Atomic(void *) *slot, const char *name)
+#include "shim/hot.h"
+
+CP_HOT static void *resolve(_Atomic(void *) *cell, const char *name)
 {
-	void *f = atomic_load_explicit(slot, memory_order_acquire);
+	void *f = atomic_load_explicit(cell, memory_order_acquire);
 	if (f == NULL) {
 		f = dlsym(RTLD_NEXT, name);
 		if (f != NULL)
-			atomic_store_explicit(slot, f, memory_order_release);
+			atomic_store_explicit(cell, f, memory_order_release);
 	}
 	return f;
 }
 
-#define SLOT(name) static _Atomic(void *) slot_##name
-#define REAL(name, type) ((type)resolve(&slot_##name, #name))
+#define REAL(name, type) ((type)resolve(&slot.name, #name))
 
-SLOT(close);
-SLOT(shutdown);
-SLOT(socket);
-SLOT(accept);
-SLOT(accept4);
-SLOT(connect);
-SLOT(dup);
-SLOT(dup2);
-SLOT(dup3);
-SLOT(fcntl);
-SLOT(fcntl64);
-SLOT(close_range);
-SLOT(closefrom);
-SLOT(epoll_ctl);
-SLOT(setsockopt);
-SLOT(_exit);
-SLOT(fork);
-SLOT(execve);
-SLOT(execvpe);
-SLOT(fexecve);
-SLOT(execveat);
-SLOT(posix_spawn);
-SLOT(posix_spawnp);
-SLOT(send);
-SLOT(sendto);
-SLOT(sendmsg);
-SLOT(sendmmsg);
-SLOT(write);
-SLOT(writev);
-SLOT(sendfile);
-SLOT(sendfile64);
-SLOT(splice);
-SLOT(sigaction);
+/* One struct, page-aligned, in the hot data section (hot.h): the first page holds these and
+ * the descriptor table's first entries. */
+#define SLOT(name) _Atomic(void *) name;
+static struct {
+	SLOT(close)
+	SLOT(shutdown)
+	SLOT(socket)
+	SLOT(accept)
+	SLOT(accept4)
+	SLOT(connect)
+	SLOT(dup)
+	SLOT(dup2)
+	SLOT(dup3)
+	SLOT(fcntl)
+	SLOT(fcntl64)
+	SLOT(close_range)
+	SLOT(closefrom)
+	SLOT(epoll_ctl)
+	SLOT(setsockopt)
+	SLOT(_exit)
+	SLOT(fork)
+	SLOT(execve)
+	SLOT(execvpe)
+	SLOT(fexecve)
+	SLOT(execveat)
+	SLOT(posix_spawn)
+	SLOT(posix_spawnp)
+	SLOT(send)
+	SLOT(sendto)
+	SLOT(sendmsg)
+	SLOT(sendmmsg)
+	SLOT(write)
+	SLOT(writev)
+	SLOT(sendfile)
+	SLOT(sendfile64)
+	SLOT(splice)
+	SLOT(sigaction)
+} slot CP_HOT_DATA(0) __attribute__((aligned(4096)));
+#undef SLOT
 
-int cp_real_close(int fd)
+CP_HOT int cp_real_close(int fd)
 {
 	int (*f)(int) = REAL(close, int (*)(int));
 	return f ? f(fd) : (int)syscall(SYS_close, fd);
@@ -153,7 +160,7 @@ void cp_real_closefrom(int lowfd)
 		(void)syscall(SYS_close_range, (unsigned int)lowfd, ~0U, 0);
 }
 
-int cp_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+CP_HOT int cp_real_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	int (*f)(int, int, int, struct epoll_event *) =
 		REAL(epoll_ctl, int (*)(int, int, int, struct epoll_event *));
@@ -231,14 +238,14 @@ int cp_real_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_ac
 
 /* ---- the write family ---- */
 
-ssize_t cp_real_send(int fd, const void *buf, size_t n, int flags)
+CP_HOT ssize_t cp_real_send(int fd, const void *buf, size_t n, int flags)
 {
 	ssize_t (*f)(int, const void *, size_t, int) =
 		REAL(send, ssize_t (*)(int, const void *, size_t, int));
 	return f ? f(fd, buf, n, flags) : syscall(SYS_sendto, fd, buf, n, flags, NULL, 0);
 }
 
-ssize_t cp_real_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+CP_HOT ssize_t cp_real_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
 		       socklen_t tolen)
 {
 	ssize_t (*f)(int, const void *, size_t, int, const struct sockaddr *, socklen_t) =
@@ -246,7 +253,7 @@ ssize_t cp_real_sendto(int fd, const void *buf, size_t n, int flags, const struc
 	return f ? f(fd, buf, n, flags, to, tolen) : syscall(SYS_sendto, fd, buf, n, flags, to, tolen);
 }
 
-ssize_t cp_real_sendmsg(int fd, const struct msghdr *msg, int flags)
+CP_HOT ssize_t cp_real_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	ssize_t (*f)(int, const struct msghdr *, int) =
 		REAL(sendmsg, ssize_t (*)(int, const struct msghdr *, int));
@@ -260,13 +267,13 @@ int cp_real_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	return f ? f(fd, vec, vlen, flags) : (int)syscall(SYS_sendmmsg, fd, vec, vlen, flags);
 }
 
-ssize_t cp_real_write(int fd, const void *buf, size_t n)
+CP_HOT ssize_t cp_real_write(int fd, const void *buf, size_t n)
 {
 	ssize_t (*f)(int, const void *, size_t) = REAL(write, ssize_t (*)(int, const void *, size_t));
 	return f ? f(fd, buf, n) : syscall(SYS_write, fd, buf, n);
 }
 
-ssize_t cp_real_writev(int fd, const struct iovec *iov, int iovcnt)
+CP_HOT ssize_t cp_real_writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	ssize_t (*f)(int, const struct iovec *, int) =
 		REAL(writev, ssize_t (*)(int, const struct iovec *, int));

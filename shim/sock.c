@@ -55,7 +55,9 @@ bool cp_sock_unref_is_last(struct cp_sock *s)
 
 bool cp_sock_still_registered(int fd, const struct cp_sock *s)
 {
-	return s->cookie == 0 || cp_info_cookie(fd) == s->cookie;
+	if (s->cookie != 0)
+		return cp_info_cookie(fd) == s->cookie;
+	return s->ident_peer.family == 0 || cp_info_peer_is(fd, &s->ident_peer, s->ident_port);
 }
 
 static void eplock(struct cp_sock *s)

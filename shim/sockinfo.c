@@ -3,6 +3,7 @@
  * tcpi_bytes_received. The two headers conflict, so this file uses only the kernel's. */
 #include "shim/sockinfo.h"
 
+#include <errno.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -59,6 +60,19 @@ void cp_info_facts(int fd, struct cp_socket_facts *f)
 	len = sizeof ss;
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
 		cp_info_addr((struct sockaddr *)&ss, len, &f->peer, &f->peer_port);
+}
+
+bool cp_info_peer_is(int fd, const struct cp_addr *addr, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return errno == ENOTCONN;
+	struct cp_addr now;
+	uint16_t now_port;
+	cp_info_addr((struct sockaddr *)&ss, len, &now, &now_port);
+	return now_port == port && now.family == addr->family &&
+	       memcmp(now.bytes, addr->bytes, sizeof now.bytes) == 0;
 }
 
 int cp_info_unread(int fd)

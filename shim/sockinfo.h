@@ -13,6 +13,9 @@
 bool cp_info_is_tcp(int fd);
 /* SO_COOKIE: the socket's identity, stable for its life; 0 when it cannot be read. */
 uint64_t cp_info_cookie(int fd);
+/* Is fd connected to addr:port? True as well when it has no peer to ask (ENOTCONN: reset or
+ * never connected). */
+bool cp_info_peer_is(int fd, const struct cp_addr *addr, uint16_t port);
 /* Fill local and peer of f (role untouched); unknown parts stay family 0. */
 void cp_info_facts(int fd, struct cp_socket_facts *f);
 void cp_info_addr(const struct sockaddr *sa, socklen_t len, struct cp_addr *addr, uint16_t *port);

@@ -12,6 +12,7 @@
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/fdtable.h"
+#include "shim/hot.h"
 #include "shim/log.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
@@ -40,7 +41,7 @@ static void store(int fd, struct cp_sock *s)
 	cp_refs_gate_leave();
 }
 
-bool cp_track_is_shim_fd(int fd)
+CP_HOT bool cp_track_is_shim_fd(int fd)
 {
 	return cp_fd_get(fd) == CP_SOCK_SHIM;
 }
@@ -75,10 +76,16 @@ static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 		s->facts_known = true;
 	}
 	s->rule = cp_matcher_match(&cp_cfg.matcher, &s->facts);
-	/* the identity to check before anything destructive; a rule that never acts needs none */
+	/* The identity to check before anything destructive; a rule that never acts needs none.
+	 * An accepted socket's peer came with accept(): free. A connected one's may differ from
+	 * what the program named (0.0.0.0 reaches 127.0.0.1): its cookie. */
 	if (s->rule != NULL && (s->rule->action != CP_ACTION_PASSTHROUGH ||
-				s->rule->on_exit != CP_ACTION_PASSTHROUGH) && s->cookie == 0)
-		s->cookie = cp_info_cookie(fd);
+				s->rule->on_exit != CP_ACTION_PASSTHROUGH) && s->cookie == 0) {
+		if (role == CP_ROLE_SERVER && peer != NULL)
+			cp_info_addr(peer, peer_len, &s->ident_peer, &s->ident_port);
+		if (s->ident_peer.family == 0)
+			s->cookie = cp_info_cookie(fd);
+	}
 	if (s->rule != NULL && (s->rule->keepalive.set || s->rule->user_timeout_set)) {
 		int err = cp_cfg.dry_run ? 0 : cp_act_apply_options(fd, s->rule);
 		if (err != 0)
@@ -117,7 +124,7 @@ void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int re
 	errno = saved;
 }
 
-void cp_track_accept(int listen_fd, int fd)
+void cp_track_accept(int listen_fd, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
 	int saved = errno;
 	struct cp_sock *ls = cp_fd_get(listen_fd);
@@ -136,7 +143,7 @@ void cp_track_accept(int listen_fd, int fd)
 	struct cp_sock *s = tcp ? cp_sock_new() : NULL;
 	if (s != NULL) {
 		cp_init_ensure();
-		become_connection(fd, s, CP_ROLE_SERVER, NULL, 0);
+		become_connection(fd, s, CP_ROLE_SERVER, peer, peer_len);
 	}
 	store(fd, s);
 	errno = saved;
@@ -201,7 +208,7 @@ void cp_track_shutdown(int fd, int how)
 		atomic_store(&s->shut_wr, true);
 }
 
-void cp_track_epoll_ctl(int epfd, int op, int fd)
+CP_HOT void cp_track_epoll_ctl(int epfd, int op, int fd)
 {
 	struct cp_sock *s = cp_fd_get(fd);
 	if (s == NULL || s == CP_SOCK_SHIM)

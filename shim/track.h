@@ -11,7 +11,8 @@
 
 void cp_track_socket(int fd, int domain, int type, int protocol);
 void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int ret, int err);
-void cp_track_accept(int listen_fd, int fd);
+/* peer: the address accept() returned (NULL when it returned none whole). */
+void cp_track_accept(int listen_fd, int fd, const struct sockaddr *peer, socklen_t peer_len);
 /* At start, a socket inherited across exec and announced (inherit.h): s has its cookie and
  * fd's entry; match it against this image's policy as a connection of that role. */
 void cp_track_adopt(int fd, struct cp_sock *s, enum cp_role role);

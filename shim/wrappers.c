@@ -17,6 +17,7 @@
 
 #include "shim/close.h"
 #include "shim/exitpath.h"
+#include "shim/hot.h"
 #include "shim/inherit.h"
 #include "shim/real.h"
 #include "shim/refs.h"
@@ -215,7 +216,7 @@ EXPORT void _Exit(int status)
 	cp_real__exit(status);
 }
 
-EXPORT int close(int fd)
+CP_HOT EXPORT int close(int fd)
 {
 	return cp_close(fd);
 }
@@ -263,12 +264,13 @@ static struct sockaddr *peer_addr(struct peer_buf *b, struct sockaddr *addr, soc
 	return addr != NULL ? addr : (struct sockaddr *)&b->ss;
 }
 
-static void note_peer(int s, struct peer_buf *b, struct sockaddr *addr, socklen_t *len)
+/* The new socket s is followed, with its peer (as much of it as the buffer held). */
+static void accepted(int fd, int s, struct peer_buf *b, struct sockaddr *addr, socklen_t *len)
 {
-	if (addr == NULL)
-		cp_writes_note_peer(s, (struct sockaddr *)&b->ss, b->len);
-	else if (len != NULL)
-		cp_writes_note_peer(s, addr, *len < b->asked ? *len : b->asked);
+	const struct sockaddr *peer = addr != NULL ? addr : (struct sockaddr *)&b->ss;
+	socklen_t peer_len = addr == NULL ? b->len : len != NULL && *len < b->asked ? *len : b->asked;
+	cp_track_accept(fd, s, peer, peer_len);
+	cp_writes_note_peer(s, peer, peer_len);
 }
 
 EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
@@ -278,10 +280,8 @@ EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 	struct peer_buf b;
 	struct sockaddr *a = peer_addr(&b, addr, len);
 	int s = cp_real_accept(fd, a, addr != NULL ? len : &b.len);
-	if (s >= 0) {
-		cp_track_accept(fd, s);
-		note_peer(s, &b, addr, len);
-	}
+	if (s >= 0)
+		accepted(fd, s, &b, addr, len);
 	return s;
 }
 
@@ -292,10 +292,8 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	struct peer_buf b;
 	struct sockaddr *a = peer_addr(&b, addr, len);
 	int s = cp_real_accept4(fd, a, addr != NULL ? len : &b.len, flags);
-	if (s >= 0) {
-		cp_track_accept(fd, s);
-		note_peer(s, &b, addr, len);
-	}
+	if (s >= 0)
+		accepted(fd, s, &b, addr, len);
 	return s;
 }
 
@@ -376,7 +374,7 @@ EXPORT int fcntl64(int fd, int cmd, ...)
 	return fcntl_common(cp_real_fcntl64, fd, cmd, arg);
 }
 
-EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+CP_HOT EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	if (cp_track_is_shim_fd(fd) || cp_track_is_shim_fd(epfd))
 		return ebadf();
@@ -396,18 +394,18 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
 
 /* ---- the write family (writes.c): EPIPE, ECONNRESET and the SIGPIPE they bring ---- */
 
-EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+CP_HOT EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
 	return cp_send(fd, buf, n, flags);
 }
 
-EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+CP_HOT EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
 		      socklen_t tolen)
 {
 	return cp_sendto(fd, buf, n, flags, to, tolen);
 }
 
-EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+CP_HOT EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	return cp_sendmsg(fd, msg, flags);
 }
@@ -417,12 +415,12 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	return cp_sendmmsg(fd, vec, vlen, flags);
 }
 
-EXPORT ssize_t write(int fd, const void *buf, size_t n)
+CP_HOT EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	return cp_write(fd, buf, n);
 }
 
-EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+CP_HOT EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	return cp_writev(fd, iov, iovcnt);
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "shim/fdtable.h"
+#include "shim/hot.h"
 #include "shim/real.h"
 #include "shim/sigdisp.h"
 #include "shim/sigpipe.h"
@@ -101,7 +102,7 @@ static __attribute__((noinline, cold)) ssize_t socket_failed(int fd, const char 
 	return -1;
 }
 
-ssize_t cp_send(int fd, const void *buf, size_t n, int flags)
+CP_HOT ssize_t cp_send(int fd, const void *buf, size_t n, int flags)
 {
 	if (cp_fd_get(fd) == CP_SOCK_SHIM)
 		return ebadf();
@@ -109,7 +110,7 @@ ssize_t cp_send(int fd, const void *buf, size_t n, int flags)
 	return r >= 0 ? r : socket_failed(fd, "send", n, flags & MSG_NOSIGNAL);
 }
 
-ssize_t cp_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
+CP_HOT ssize_t cp_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *to,
 		  socklen_t tolen)
 {
 	if (cp_fd_get(fd) == CP_SOCK_SHIM)
@@ -118,7 +119,7 @@ ssize_t cp_sendto(int fd, const void *buf, size_t n, int flags, const struct soc
 	return r >= 0 ? r : socket_failed(fd, "sendto", n, flags & MSG_NOSIGNAL);
 }
 
-ssize_t cp_sendmsg(int fd, const struct msghdr *msg, int flags)
+CP_HOT ssize_t cp_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	if (cp_fd_get(fd) == CP_SOCK_SHIM)
 		return ebadf();
@@ -170,7 +171,7 @@ static __attribute__((noinline, cold)) ssize_t marked_failed(const struct cp_cal
 }
 
 /* The common case, kept apart from the rest: a descriptor the table does not follow. */
-static inline ssize_t write_marked(int fd, const void *buf, size_t n)
+CP_HOT static inline ssize_t write_marked(int fd, const void *buf, size_t n)
 {
 	struct cp_call c = { .name = "write", .fd = fd, .bytes = n };
 	ssize_t r;
@@ -195,7 +196,7 @@ static __attribute__((noinline)) ssize_t write_followed(int fd, struct cp_sock *
 	return write_marked(fd, buf, n);
 }
 
-ssize_t cp_write(int fd, const void *buf, size_t n)
+CP_HOT ssize_t cp_write(int fd, const void *buf, size_t n)
 {
 	struct cp_sock *s = cp_fd_get(fd);
 	if (__builtin_expect(s != NULL, 0))
@@ -203,7 +204,7 @@ ssize_t cp_write(int fd, const void *buf, size_t n)
 	return write_marked(fd, buf, n);
 }
 
-ssize_t cp_writev(int fd, const struct iovec *iov, int iovcnt)
+CP_HOT ssize_t cp_writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct cp_sock *s = cp_fd_get(fd);
 	if (s != NULL) {

@@ -487,6 +487,15 @@ void h_expect_done_exit_0(struct h_proc *p)
 		fail_msg("wanted exit 0, got wait status %#x; log:\n%s", st, h_log(p));
 }
 
+void h_exit_ok(struct h_proc *p)
+{
+	h_say(p, "exit");
+	int st = h_wait(p, 10000);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("wanted exit 0, got wait status %#x; log:\n%s", st, h_log(p));
+	h_finish(p);
+}
+
 void h_sayf(struct h_proc *p, const char *fmt, ...)
 {
 	char line[256];

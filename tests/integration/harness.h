@@ -43,6 +43,8 @@ long h_expect(struct h_proc *p, const char *prefix, int timeout_ms);
 void h_expect_line(struct h_proc *p, const char *prefix, char *line, size_t size);
 void h_expect_exact(struct h_proc *p, const char *want);
 void h_expect_done_exit_0(struct h_proc *p);
+/* Send "exit", wait for exit status 0 (the log shown otherwise), then h_finish. */
+void h_exit_ok(struct h_proc *p);
 /* Step-driven programs (step_server): send a formatted command; the next line must be exactly
  * the formatted answer. */
 __attribute__((format(printf, 2, 3))) void h_sayf(struct h_proc *p, const char *fmt, ...);

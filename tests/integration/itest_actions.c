@@ -36,15 +36,6 @@ static struct h_read request(struct h_proc *p, const char *event)
 	return r;
 }
 
-static void finish_ok(struct h_proc *p)
-{
-	h_say(p, "exit");
-	int st = h_wait(p, 10000);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
-	h_finish(p);
-}
-
 static const char *policy(const char *action_lines)
 {
 	static char buf[1024];
@@ -68,7 +59,7 @@ static void test_passthrough_loses_data(void **state)
 	assert_true(strstr(line, "role=server") && strstr(line, "peer=127.0.0.1:"));
 	free(line);
 	assert_int_equal(h_log_count(&p, "event=risk", "unread=95", NULL), 1);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 static void test_graceful_delivers_everything(void **state)
@@ -86,7 +77,7 @@ static void test_graceful_delivers_everything(void **state)
 	free(line);
 	assert_int_equal(h_log_count(&p, "event=close", "action=graceful", "unread=95", NULL), 1);
 	assert_int_equal(h_log_count(&p, "event=risk", NULL), 0);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 static void test_reset_sends_rst(void **state)
@@ -99,7 +90,7 @@ static void test_reset_sends_rst(void **state)
 	assert_int_equal(r.err, ECONNRESET);
 	assert_true(r.bytes < (uint64_t)H_MB4);
 	assert_int_equal(h_log_count(&p, "event=close", "action=reset", "unread=0", NULL), 1);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 static void test_linger_delivers_when_nothing_unread(void **state)
@@ -113,7 +104,7 @@ static void test_linger_delivers_when_nothing_unread(void **state)
 	assert_int_equal(r.bytes, (uint64_t)H_MB4);
 	assert_int_equal(h_log_count(&p, "event=close", "action=linger", "unread=0", NULL), 1);
 	assert_int_equal(h_log_count(&p, "event=risk", NULL), 0);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 /* linger cannot help with unread data: the kernel still resets, and the log says so. */
@@ -126,7 +117,7 @@ static void test_linger_with_unread_data_is_a_risk(void **state)
 	struct h_read r = request(&p, "event=close");
 	assert_int_equal(r.err, ECONNRESET);
 	assert_int_equal(h_log_count(&p, "event=risk", "action=linger", "unread=95", NULL), 1);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 /* No policy file: behaviour unchanged, the risky close logged. */
@@ -144,7 +135,7 @@ static void test_default_policy_logs_risk_only(void **state)
 	free(line);
 	assert_int_equal(h_log_count(&p, "event=close", NULL), 0);
 	assert_int_equal(h_log_count(&p, "event=policy", NULL), 0);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 /* A bad policy: one `policy` event per error, and the program runs as without the shim. */
@@ -160,7 +151,7 @@ static void test_bad_policy_is_rejected_whole(void **state)
 	assert_true(h_log_count(&p, "event=policy", "outcome=rejected", "policy.yaml:4:", NULL) == 1);
 	assert_true(h_log_count(&p, "event=policy", "outcome=rejected", NULL) >= 2);
 	assert_int_equal(h_log_count(&p, "event=close", NULL), 0);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 int main(void)

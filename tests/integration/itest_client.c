@@ -44,15 +44,6 @@ static void run_client(struct outcome *o, const char *policy)
 	close(lfd);
 }
 
-static void finish_ok(struct h_proc *p)
-{
-	h_say(p, "exit");
-	int st = h_wait(p, 10000);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
-	h_finish(p);
-}
-
 static void test_client_graceful(void **state)
 {
 	(void)state;
@@ -65,7 +56,7 @@ static void test_client_graceful(void **state)
 	assert_non_null(line);
 	assert_non_null(strstr(line, "outcome=eof"));
 	free(line);
-	finish_ok(&o.p);
+	h_exit_ok(&o.p);
 }
 
 static void test_client_passthrough_loses_data(void **state)
@@ -76,7 +67,7 @@ static void test_client_passthrough_loses_data(void **state)
 	assert_int_equal(o.r.err, ECONNRESET);
 	assert_true(o.r.bytes < (uint64_t)H_MB4);
 	assert_int_equal(h_log_count(&o.p, "event=close", "role=client", "action=passthrough", NULL), 1);
-	finish_ok(&o.p);
+	h_exit_ok(&o.p);
 }
 
 static void test_client_reset(void **state)
@@ -86,7 +77,7 @@ static void test_client_reset(void **state)
 	run_client(&o, "version: 1\nrules:\n  - match: {role: client}\n    action: reset\n");
 	assert_int_equal(o.r.err, ECONNRESET);
 	assert_int_equal(h_log_count(&o.p, "event=close", "role=client", "action=reset", NULL), 1);
-	finish_ok(&o.p);
+	h_exit_ok(&o.p);
 }
 
 /* A server-role rule never applies to a connection the program made. */
@@ -99,7 +90,7 @@ static void test_role_mismatch_leaves_socket_alone(void **state)
 	assert_int_equal(h_log_count(&o.p, "event=close", NULL), 0);
 	assert_int_equal(h_log_count(&o.p, "event=drain", NULL), 0);
 	assert_int_equal(h_log_count(&o.p, "event=risk", "unread=95", NULL), 1);
-	finish_ok(&o.p);
+	h_exit_ok(&o.p);
 }
 
 static void test_port_mismatch_leaves_socket_alone(void **state)
@@ -110,7 +101,7 @@ static void test_port_mismatch_leaves_socket_alone(void **state)
 		       "  - match: {peer: 10.0.0.0/8}\n    action: graceful\n");
 	assert_int_equal(o.r.err, ECONNRESET);
 	assert_int_equal(h_log_count(&o.p, "event=close", NULL), 0);
-	finish_ok(&o.p);
+	h_exit_ok(&o.p);
 }
 
 int main(void)

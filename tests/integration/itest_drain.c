@@ -29,15 +29,6 @@ static int connect_and_request(struct h_proc *p)
 	return request(server_port);
 }
 
-static void finish_ok(struct h_proc *p)
-{
-	h_say(p, "exit");
-	int st = h_wait(p, 10000);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
-	h_finish(p);
-}
-
 static void test_silent_peer_cut_at_drain_timeout(void **state)
 {
 	(void)state;
@@ -57,7 +48,7 @@ static void test_silent_peer_cut_at_drain_timeout(void **state)
 	assert_int_equal(h_field(line, "bytes"), 95);
 	free(line);
 	close(fd);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 static void test_talkative_peer_cut_at_drain_max(void **state)
@@ -84,7 +75,7 @@ static void test_talkative_peer_cut_at_drain_max(void **state)
 	assert_true(ms >= 950 && ms < 3000);
 	free(line);
 	close(fd);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 /* max_draining 1: the first connection drains in the background (its peer stays silent), the
@@ -114,7 +105,7 @@ static void test_max_draining_drains_synchronously(void **state)
 	char *line = h_log_wait(&p, 5000, "event=drain", "outcome=eof", "bytes=95", NULL);
 	assert_non_null(line);
 	free(line);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 static void test_dup_acts_once_at_last_close(void **state)
@@ -133,7 +124,7 @@ static void test_dup_acts_once_at_last_close(void **state)
 	free(line);
 	assert_int_equal(h_log_count(&p, "event=close", NULL), 1);
 	assert_int_equal(h_log_count(&p, "event=drain", NULL), 1);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 static void test_program_shutdown_then_graceful(void **state)
@@ -151,7 +142,7 @@ static void test_program_shutdown_then_graceful(void **state)
 	assert_non_null(line);
 	free(line);
 	assert_int_equal(h_log_count(&p, "event=error", NULL), 0);
-	finish_ok(&p);
+	h_exit_ok(&p);
 }
 
 int main(void)

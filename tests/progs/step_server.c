@@ -14,6 +14,11 @@
  *   unfill           close what fill opened, restore the limit            -> "unfill done"
  *   nothreads 0|1    1: pthread_create fails with EAGAIN from now on;     -> "nothreads N"
  *                    0: it works again
+ *   rawclose FD      close FD by the system call, unseen by the shim      -> "rawclose FD = RET ERRNO"
+ *   rawserve W       accept one connection by the system call (unseen), write W bytes
+ *                                                                         -> "rawserved FD"
+ *   connect PORT     connect to 127.0.0.1:PORT (the shim sees it)         -> "connected FD"
+ *   rawconnect PORT  socket + connect by system calls (unseen)            -> "rawconnected FD"
  *   exit             exit status 0
  * ERRNO is 0 or errno's number. The first line also names the listener: "port N lfd FD".
  *
@@ -30,6 +35,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_FILL 65536
@@ -56,6 +62,19 @@ static void die(const char *what)
 	exit(1);
 }
 
+static void write_all(int fd, long nwrite)
+{
+	static char buf[1 << 16];
+	memset(buf, 'x', sizeof buf);
+	for (long sent = 0; sent < nwrite;) {
+		size_t chunk = (size_t)(nwrite - sent) < sizeof buf ? (size_t)(nwrite - sent) : sizeof buf;
+		ssize_t n = write(fd, buf, chunk);
+		if (n < 0)
+			die("write");
+		sent += n;
+	}
+}
+
 static void serve(long nread, long nwrite)
 {
 	static char buf[1 << 16];
@@ -68,15 +87,31 @@ static void serve(long nread, long nwrite)
 			die("read");
 		got += n;
 	}
-	memset(buf, 'x', sizeof buf);
-	for (long sent = 0; sent < nwrite;) {
-		size_t chunk = (size_t)(nwrite - sent) < sizeof buf ? (size_t)(nwrite - sent) : sizeof buf;
-		ssize_t n = write(fd, buf, chunk);
-		if (n < 0)
-			die("write");
-		sent += n;
-	}
+	write_all(fd, nwrite);
 	printf("served %d\n", fd);
+}
+
+/* Sockets made and closed where the shim cannot see it, as a library with its own system calls
+ * (or io_uring) would: the shim's table keeps a stale entry for the number. */
+static void raw_serve(long nwrite)
+{
+	int fd = (int)syscall(SYS_accept4, lfd, NULL, NULL, 0);
+	if (fd < 0)
+		die("accept4 (system call)");
+	write_all(fd, nwrite);
+	printf("rawserved %d\n", fd);
+}
+
+static int connect_to(long port, int raw)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				   .sin_port = htons((unsigned short)port) };
+	int fd = raw ? (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0) : socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket");
+	if ((raw ? syscall(SYS_connect, fd, &sin, sizeof sin) : connect(fd, (struct sockaddr *)&sin, sizeof sin)) < 0)
+		die("connect");
+	return fd;
 }
 
 static void fill(long limit)
@@ -121,6 +156,15 @@ int main(void)
 	while (fgets(line, sizeof line, stdin) != NULL) {
 		if (sscanf(line, "serve %ld %ld", &a, &b) == 2) {
 			serve(a, b);
+		} else if (sscanf(line, "rawclose %ld", &a) == 1) {
+			long r = syscall(SYS_close, (int)a);
+			printf("rawclose %ld = %ld %d\n", a, r, r < 0 ? errno : 0);
+		} else if (sscanf(line, "rawserve %ld", &a) == 1) {
+			raw_serve(a);
+		} else if (sscanf(line, "connect %ld", &a) == 1) {
+			printf("connected %d\n", connect_to(a, 0));
+		} else if (sscanf(line, "rawconnect %ld", &a) == 1) {
+			printf("rawconnected %d\n", connect_to(a, 1));
 		} else if (sscanf(line, "close %ld", &a) == 1) {
 			int r = close((int)a);
 			printf("close %ld = %d %d\n", a, r, r < 0 ? errno : 0);

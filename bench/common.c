@@ -109,3 +109,9 @@ void bench_raise_nofile(void)
 		setrlimit(RLIMIT_NOFILE, &r);
 	}
 }
+
+int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}

@@ -4,6 +4,8 @@
 #include <stdint.h>
 
 double bench_now_ns(void);
+/* qsort comparison for doubles, ascending */
+int bench_cmp_double(const void *a, const void *b);
 /* Write a policy to a temporary file and return its path (static storage). */
 const char *bench_policy(const char *yaml);
 /* Run argv[0] again with extra arguments; with_shim preloads $BUILD/libclosepolicy.so with

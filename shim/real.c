@@ -17,7 +17,7 @@
 
 #include "shim/hot.h"
 
-CP_HOT static void *resolve(_Atomic(void *) *cell, const char *name)
+CP_HOT CP_UNINSTRUMENTED static void *resolve(_Atomic(void *) *cell, const char *name)
 {
 	void *f = atomic_load_explicit(cell, memory_order_acquire);
 	if (f == NULL) {
@@ -303,7 +303,7 @@ ssize_t cp_real_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t 
 
 /* ---- signals ---- */
 
-int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+CP_UNINSTRUMENTED int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	int (*f)(int, const struct sigaction *, struct sigaction *) =
 		REAL(sigaction, int (*)(int, const struct sigaction *, struct sigaction *));
@@ -323,7 +323,7 @@ static const char *const sigfn_names[CP_SIGFN_COUNT] = {
 };
 static _Atomic(void *) sigfn_slots[CP_SIGFN_COUNT];
 
-void *cp_real_sigfn(enum cp_sigfn which)
+CP_UNINSTRUMENTED void *cp_real_sigfn(enum cp_sigfn which)
 {
 	return resolve(&sigfn_slots[which], sigfn_names[which]);
 }

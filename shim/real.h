@@ -11,6 +11,20 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/* The ThreadSanitizer runtime installs its handlers while it starts, through the sigaction()
+ * that follows its own in the lookup order: the shim's. What it reaches (the signal installers'
+ * wrappers and the look-up of the real function) carries no instrumentation, which would run
+ * before that runtime exists. Elsewhere the attribute changes nothing. */
+#if defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+/* clang's no_sanitize("thread") still calls the runtime at function entry and exit */
+#define CP_UNINSTRUMENTED __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef CP_UNINSTRUMENTED
+#define CP_UNINSTRUMENTED __attribute__((no_sanitize("thread")))
+#endif
+
 int cp_real_close(int fd);
 int cp_real_shutdown(int fd, int how);
 int cp_real_socket(int domain, int type, int protocol);

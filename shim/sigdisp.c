@@ -9,12 +9,17 @@
 #include "shim/real.h"
 #include "shim/sigpipe.h"
 
-/* The record is a sequence lock: `seq` is odd while `act` is being changed. Writers hold `lock`
- * with every signal blocked in their thread (so no handler of theirs can spin on an odd `seq`);
- * readers, handlers included, copy and retry until `seq` is even and unchanged. */
+/* The record is a sequence lock: `seq` is odd while `words` is being changed. Writers hold
+ * `lock` with every signal blocked in their thread (so no handler of theirs can spin on an odd
+ * `seq`); readers, handlers included, copy and retry until `seq` is even and unchanged. The copy
+ * readers take is made of relaxed atomic words: a plain copy racing with the writer is a data
+ * race in C (and ThreadSanitizer says so), even when the sequence check throws it away. */
+#define ACT_WORDS ((sizeof(struct sigaction) + sizeof(unsigned long) - 1) / sizeof(unsigned long))
 static struct {
 	atomic_uint seq;
-	struct sigaction act; /* the program's action, exactly as sigaction() would read it back */
+	_Atomic unsigned long words[ACT_WORDS]; /* `act`, for readers */
+	struct sigaction act; /* the program's action, exactly as sigaction() would read it back;
+			       * the writers' own copy, read and written under `lock` */
 	atomic_flag lock;
 	bool interrupt;       /* siginterrupt(SIGPIPE, 1): signal() installs without SA_RESTART */
 	bool learned;         /* added_flags and restorer are known */
@@ -42,23 +47,30 @@ static void end(const sigset_t *old)
 
 static void publish(const struct sigaction *a)
 {
+	unsigned long w[ACT_WORDS] = { 0 };
+	prog.act = *a;
+	memcpy(w, a, sizeof *a);
 	atomic_fetch_add_explicit(&prog.seq, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	prog.act = *a;
+	for (size_t i = 0; i < ACT_WORDS; i++)
+		atomic_store_explicit(&prog.words[i], w[i], memory_order_relaxed);
 	atomic_fetch_add_explicit(&prog.seq, 1, memory_order_release);
 }
 
 void cp_sigdisp_get(struct sigaction *out)
 {
+	unsigned long w[ACT_WORDS];
 	for (;;) {
 		unsigned before = atomic_load_explicit(&prog.seq, memory_order_acquire);
 		if (before & 1)
 			continue;
-		memcpy(out, &prog.act, sizeof *out);
+		for (size_t i = 0; i < ACT_WORDS; i++)
+			w[i] = atomic_load_explicit(&prog.words[i], memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&prog.seq, memory_order_relaxed) == before)
-			return;
+			break;
 	}
+	memcpy(out, w, sizeof *out);
 }
 
 enum cp_disp cp_sigdisp_of(const struct sigaction *a)

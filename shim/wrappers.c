@@ -442,12 +442,9 @@ EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t l
 
 /* ---- SIGPIPE's installers (sigdisp.c); every other signal goes straight to the C library ---- */
 
-/* ThreadSanitizer's runtime installs its handlers through sigaction() while it starts, before
- * any instrumented code may run: the TSan test build (-DCP_TSAN_BUILD) leaves the installers
- * to the C library, and the SIGPIPE chain is tested by the other builds. */
-#ifndef CP_TSAN_BUILD
+/* Uninstrumented: ThreadSanitizer's runtime calls sigaction() before it exists (real.h). */
 
-static cp_handler_t other_signal(enum cp_sigfn which, int sig, cp_handler_t handler)
+CP_UNINSTRUMENTED static cp_handler_t other_signal(enum cp_sigfn which, int sig, cp_handler_t handler)
 {
 	cp_handler_t (*f)(int, cp_handler_t) = (cp_handler_t(*)(int, cp_handler_t))cp_real_sigfn(which);
 	if (f == NULL) {
@@ -457,14 +454,14 @@ static cp_handler_t other_signal(enum cp_sigfn which, int sig, cp_handler_t hand
 	return f(sig, handler);
 }
 
-EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+CP_UNINSTRUMENTED EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (sig != SIGPIPE)
 		return cp_real_sigaction(sig, act, old);
 	return cp_sigdisp_sigaction(act, old);
 }
 
-EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+CP_UNINSTRUMENTED EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (sig != SIGPIPE) {
 		int (*f)(int, const struct sigaction *, struct sigaction *) =
@@ -475,49 +472,49 @@ EXPORT int __sigaction(int sig, const struct sigaction *act, struct sigaction *o
 	return cp_sigdisp_sigaction(act, old);
 }
 
-EXPORT cp_handler_t signal(int sig, cp_handler_t handler)
+CP_UNINSTRUMENTED EXPORT cp_handler_t signal(int sig, cp_handler_t handler)
 {
 	if (sig != SIGPIPE)
 		return other_signal(CP_SIGFN_SIGNAL, sig, handler);
 	return cp_sigdisp_signal(handler, false);
 }
 
-EXPORT cp_handler_t bsd_signal(int sig, cp_handler_t handler)
+CP_UNINSTRUMENTED EXPORT cp_handler_t bsd_signal(int sig, cp_handler_t handler)
 {
 	if (sig != SIGPIPE)
 		return other_signal(CP_SIGFN_BSD_SIGNAL, sig, handler);
 	return cp_sigdisp_signal(handler, false);
 }
 
-EXPORT cp_handler_t ssignal(int sig, cp_handler_t handler)
+CP_UNINSTRUMENTED EXPORT cp_handler_t ssignal(int sig, cp_handler_t handler)
 {
 	if (sig != SIGPIPE)
 		return other_signal(CP_SIGFN_SSIGNAL, sig, handler);
 	return cp_sigdisp_signal(handler, false);
 }
 
-EXPORT cp_handler_t sysv_signal(int sig, cp_handler_t handler)
+CP_UNINSTRUMENTED EXPORT cp_handler_t sysv_signal(int sig, cp_handler_t handler)
 {
 	if (sig != SIGPIPE)
 		return other_signal(CP_SIGFN_SYSV_SIGNAL, sig, handler);
 	return cp_sigdisp_signal(handler, true);
 }
 
-EXPORT cp_handler_t __sysv_signal(int sig, cp_handler_t handler)
+CP_UNINSTRUMENTED EXPORT cp_handler_t __sysv_signal(int sig, cp_handler_t handler)
 {
 	if (sig != SIGPIPE)
 		return other_signal(CP_SIGFN_SYSV_SIGNAL_, sig, handler);
 	return cp_sigdisp_signal(handler, true);
 }
 
-EXPORT cp_handler_t sigset(int sig, cp_handler_t disp)
+CP_UNINSTRUMENTED EXPORT cp_handler_t sigset(int sig, cp_handler_t disp)
 {
 	if (sig != SIGPIPE)
 		return other_signal(CP_SIGFN_SIGSET, sig, disp);
 	return cp_sigdisp_sigset(disp);
 }
 
-EXPORT int sigignore(int sig)
+CP_UNINSTRUMENTED EXPORT int sigignore(int sig)
 {
 	if (sig != SIGPIPE) {
 		int (*f)(int) = (int (*)(int))cp_real_sigfn(CP_SIGFN_SIGIGNORE);
@@ -530,7 +527,7 @@ EXPORT int sigignore(int sig)
 	return cp_sigdisp_sigignore();
 }
 
-EXPORT int siginterrupt(int sig, int interrupt)
+CP_UNINSTRUMENTED EXPORT int siginterrupt(int sig, int interrupt)
 {
 	if (sig != SIGPIPE) {
 		int (*f)(int, int) = (int (*)(int, int))cp_real_sigfn(CP_SIGFN_SIGINTERRUPT);
@@ -542,4 +539,3 @@ EXPORT int siginterrupt(int sig, int interrupt)
 	}
 	return cp_sigdisp_siginterrupt(interrupt);
 }
-#endif /* CP_TSAN_BUILD */

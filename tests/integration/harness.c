@@ -487,6 +487,22 @@ void h_expect_done_exit_0(struct h_proc *p)
 		fail_msg("wanted exit 0, got wait status %#x; log:\n%s", st, h_log(p));
 }
 
+void h_shell(struct h_proc *p, const char *script, char *out, size_t size)
+{
+	memset(p, 0, sizeof *p);
+	strcpy(p->dir, "/tmp/cp-itest-XXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	snprintf(p->log, sizeof p->log, "%s/log", p->dir);
+	char cp[300], log[160], prog[300];
+	snprintf(cp, sizeof cp, "CP=%s", h_build_path("closepolicy"));
+	snprintf(prog, sizeof prog, "PROG=%s", h_build_path("progs/sigpipe_prog"));
+	snprintf(log, sizeof log, "LOG=%s", p->log);
+	const char *const env[] = { cp, prog, log, NULL };
+	int st = h_run((const char *[]){ "/bin/bash", "-c", script, NULL }, env, out, size, 30000);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 void h_exit_ok(struct h_proc *p)
 {
 	h_say(p, "exit");

@@ -43,6 +43,9 @@ long h_expect(struct h_proc *p, const char *prefix, int timeout_ms);
 void h_expect_line(struct h_proc *p, const char *prefix, char *line, size_t size);
 void h_expect_exact(struct h_proc *p, const char *want);
 void h_expect_done_exit_0(struct h_proc *p);
+/* A bash script run to its end, with $CP (the closepolicy command), $PROG (progs/sigpipe_prog)
+ * and $LOG (p->log, in a fresh p->dir) set; it must exit 0. Its output goes to out. */
+void h_shell(struct h_proc *p, const char *script, char *out, size_t size);
 /* Send "exit", wait for exit status 0 (the log shown otherwise), then h_finish. */
 void h_exit_ok(struct h_proc *p);
 /* Step-driven programs (step_server): send a formatted command; the next line must be exactly

@@ -82,6 +82,10 @@ $(CMD): $(CLI_OBJ) $(POLICY_OBJ)
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_OBJ) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $< $(POLICY_OBJ) $(CMOCKA_LIBS) $(YAML_LIBS)
+# the loader's reads are wrapped: the test changes the file between them
+$(BUILD)/tests/test_load_changing: tests/unit/test_load_changing.c $(POLICY_OBJ) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wl,--wrap=pread -MMD -MP -o $@ $< $(POLICY_OBJ) $(CMOCKA_LIBS) $(YAML_LIBS)
 $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread

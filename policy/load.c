@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -148,54 +149,107 @@ struct cp_policy *cp_policy_load_string(const char *text, size_t len, const char
 	return L.policy;
 }
 
+/* The file from its start, up to one byte past the limit: its length, or -1 (diag set). */
+static ssize_t read_all(int fd, char *buf, struct cp_diag *diag)
+{
+	size_t len = 0;
+	while (len <= POLICY_FILE_MAX) {
+		ssize_t got = pread(fd, buf + len, POLICY_FILE_MAX + 1 - len, (off_t)len);
+		if (got == 0)
+			break;
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			cp_diag_add(diag, 0, 0, "cannot read policy: read: %s", strerror(errno));
+			return -1;
+		}
+		len += (size_t)got;
+	}
+	return (ssize_t)len;
+}
+
+/* Does the file still hold exactly buf[0..len)? Read again in small pieces: 1 when it does,
+ * 0 when not, -1 on a read error (diag set). */
+static int still_holds(int fd, const char *buf, size_t len, struct cp_diag *diag)
+{
+	char piece[4096];
+	for (size_t at = 0;;) {
+		ssize_t got = pread(fd, piece, sizeof piece, (off_t)at);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			cp_diag_add(diag, 0, 0, "cannot read policy: read: %s", strerror(errno));
+			return -1;
+		}
+		if (got == 0)
+			return at == len;
+		if (at + (size_t)got > len || memcmp(piece, buf + at, (size_t)got) != 0)
+			return 0;
+		at += (size_t)got;
+	}
+}
+
+static bool same_file_state(const struct stat *a, const struct stat *b)
+{
+	return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+#define READ_ATTEMPTS 3
+
 /* Read the whole file first, so the file and string loaders are one parser. Non-blocking open:
- * a FIFO must not hang the program that loads its policy. */
+ * a FIFO must not hang the program that loads its policy. A file rewritten in place while it is
+ * read could give the parser half of it, which may well parse (the first rules only): the
+ * bytes count only when a second reading finds the same and fstat saw no change meanwhile. */
 struct cp_policy *cp_policy_load_file(const char *path, struct cp_diag *diag)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0;
-	ssize_t got;
-	int fd;
-
+	struct stat before, after;
 	cp_diag_reset(diag, path);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		cp_diag_add(diag, 0, 0, "cannot open policy: %s", strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) != 0) {
+	if (fstat(fd, &before) != 0) {
 		cp_diag_add(diag, 0, 0, "cannot read policy: fstat: %s", strerror(errno));
 		close(fd);
 		return NULL;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		cp_diag_add(diag, 0, 0, "cannot read policy: %s", S_ISDIR(st.st_mode) ? "it is a directory"
+	if (!S_ISREG(before.st_mode)) {
+		cp_diag_add(diag, 0, 0, "cannot read policy: %s", S_ISDIR(before.st_mode) ? "it is a directory"
 			    : "not a regular file (a FIFO, device or socket cannot hold a policy)");
 		close(fd);
 		return NULL;
 	}
-	if (!(buf = malloc(POLICY_FILE_MAX + 1))) {
+	char *buf = malloc(POLICY_FILE_MAX + 1);
+	if (buf == NULL) {
 		cp_diag_add(diag, 0, 0, "out of memory");
 		close(fd);
 		return NULL;
 	}
-	while (len <= POLICY_FILE_MAX &&
-	       (got = read(fd, buf + len, POLICY_FILE_MAX + 1 - len)) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			cp_diag_add(diag, 0, 0, "cannot read policy: %s", strerror(errno));
+	ssize_t len = -1;
+	int stable = 0;
+	for (int attempt = 0; attempt < READ_ATTEMPTS && stable == 0; attempt++) {
+		if (attempt > 0 && fstat(fd, &before) != 0)
 			break;
-		}
-		len += (size_t)got;
+		len = read_all(fd, buf, diag);
+		if (len < 0 || len > POLICY_FILE_MAX)
+			break;
+		stable = still_holds(fd, buf, (size_t)len, diag);
+		if (stable == 1 && (fstat(fd, &after) != 0 || !same_file_state(&before, &after)))
+			stable = 0;
 	}
 	close(fd);
 	if (diag->count == 0 && len > POLICY_FILE_MAX)
 		cp_diag_add(diag, 0, 0, "policy file too large: the limit is %d bytes", POLICY_FILE_MAX);
+	else if (diag->count == 0 && stable != 1)
+		cp_diag_add(diag, 0, 0, "cannot read policy: the file kept changing while it was read "
+			    "(%d attempts); write the new policy to another file and rename() it over "
+			    "this one", READ_ATTEMPTS);
 	struct cp_policy *p = NULL;
 	if (diag->count == 0)
-		p = cp_policy_load_string(buf, len, path, diag);
+		p = cp_policy_load_string(buf, (size_t)len, path, diag);
 	free(buf);
 	return p;
 }

@@ -20,6 +20,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "broken_fds.h"
+
 #define MAX_THREADS 16
 
 static atomic_int handled, wrong_thread, epipe, writes, writers_left;
@@ -44,48 +46,14 @@ static void handler_b(int sig)
 	count_call();
 }
 
-static int broken_pipe(void)
-{
-	int p[2];
-	if (pipe(p) < 0)
-		exit(3);
-	close(p[0]);
-	return p[1];
-}
-
-/* A loopback connection whose peer closed, then reset the byte sent after that. */
-static int broken_socket(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof sin;
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-	if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&sin, &len) < 0)
-		exit(3);
-	int c = socket(AF_INET, SOCK_STREAM, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof sin) < 0)
-		exit(3);
-	int s = accept(l, NULL, NULL);
-	close(s);
-	close(l);
-	struct pollfd pf = { .fd = c, .events = POLLIN };
-	while (poll(&pf, 1, 10000) == 1 && !(pf.revents & POLLIN))
-		;
-	if (syscall(SYS_sendto, c, "x", 1, MSG_NOSIGNAL, NULL, 0) != 1) /* unseen by the shim */
-		exit(3);
-	pf.events = 0;
-	if (poll(&pf, 1, 10000) != 1 || !(pf.revents & (POLLERR | POLLHUP)))
-		exit(4);
-	return c;
-}
-
 static int count;
 
 static void *writer(void *arg)
 {
 	(void)arg;
 	is_writer = 1;
-	int fds[2] = { broken_pipe(), broken_socket() };
+	int port;
+	int fds[2] = { broken_pipe(), broken_socket(&port) };
 	char buf[64];
 	memset(buf, 'w', sizeof buf);
 	for (int i = 0; i < count; i++) {

@@ -31,6 +31,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "broken_fds.h"
+
 static volatile sig_atomic_t calls, last_signo, last_code, pid_ok, tid_ok;
 static volatile pid_t writer_tid;
 
@@ -138,44 +140,6 @@ static void install(const char *disp)
 		fprintf(stderr, "sigpipe_prog: unknown disposition %s\n", disp);
 		exit(2);
 	}
-}
-
-static int broken_pipe(void)
-{
-	int p[2];
-	if (pipe(p) < 0)
-		exit(3);
-	close(p[0]);
-	return p[1];
-}
-
-/* A loopback TCP connection whose peer has closed, and reset the data sent after that: from now
- * on every write fails with EPIPE. */
-static int broken_socket(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof sin;
-	int l = socket(AF_INET, SOCK_STREAM, 0);
-	if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(l, 1) < 0 ||
-	    getsockname(l, (struct sockaddr *)&sin, &len) < 0)
-		exit(3);
-	int c = socket(AF_INET, SOCK_STREAM, 0);
-	if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof sin) < 0)
-		exit(3);
-	int s = accept(l, NULL, NULL);
-	close(s);
-	close(l);
-	printf("peer 127.0.0.1:%d\n", ntohs(sin.sin_port));
-	/* one byte after the peer's FIN draws its RST: the raw syscall, so the shim sees nothing */
-	struct pollfd pf = { .fd = c, .events = POLLIN };
-	while (poll(&pf, 1, 10000) == 1 && !(pf.revents & POLLIN))
-		;
-	if (syscall(SYS_sendto, c, "x", 1, MSG_NOSIGNAL, NULL, 0) != 1)
-		exit(3);
-	pf.events = 0;
-	if (poll(&pf, 1, 10000) != 1 || !(pf.revents & (POLLERR | POLLHUP)))
-		exit(4);
-	return c;
 }
 
 /* Connect to the test's listener and wait until it resets the connection: the first write then
@@ -323,7 +287,13 @@ int main(int argc, char **argv)
 	} else if (strncmp(target, "reset:", 6) == 0) {
 		target_fd = reset_socket(atoi(target + 6));
 	} else {
-		target_fd = strcmp(target, "socket") == 0 ? broken_socket() : broken_pipe();
+		int port;
+		if (strcmp(target, "socket") == 0) {
+			target_fd = broken_socket(&port);
+			printf("peer 127.0.0.1:%d\n", port);
+		} else {
+			target_fd = broken_pipe();
+		}
 	}
 	if (quiet) {
 		writer(NULL);

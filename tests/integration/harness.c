@@ -348,6 +348,26 @@ int h_log_count(const struct h_proc *p, ...)
 	return count;
 }
 
+/* Waiting for a file to change: an inotify descriptor watching path for mask... */
+static int watch(const char *path, uint32_t mask)
+{
+	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (in < 0 || inotify_add_watch(in, path, mask) < 0)
+		fail_msg("inotify %s: %s", path, strerror(errno));
+	return in;
+}
+
+/* ...and the wait for its next event (or the deadline), the events read and dropped. */
+static void await_change(int in, int64_t deadline)
+{
+	struct pollfd pf = { .fd = in, .events = POLLIN };
+	if (poll(&pf, 1, left_ms(deadline)) > 0) {
+		char evbuf[4096];
+		while (read(in, evbuf, sizeof evbuf) > 0)
+			;
+	}
+}
+
 char *h_log_wait(const struct h_proc *p, int timeout_ms, ...)
 {
 	const char *needles[16];
@@ -356,9 +376,7 @@ char *h_log_wait(const struct h_proc *p, int timeout_ms, ...)
 	size_t nn = collect(ap, needles, 16);
 	va_end(ap);
 	int64_t deadline = now_ms() + timeout_ms;
-	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (in < 0 || inotify_add_watch(in, p->dir, IN_MODIFY | IN_CREATE) < 0)
-		fail_msg("inotify: %s", strerror(errno));
+	int in = watch(p->dir, IN_MODIFY | IN_CREATE);
 	char *found = NULL;
 	for (;;) {
 		char *log = h_log(p), *pos = log;
@@ -370,12 +388,7 @@ char *h_log_wait(const struct h_proc *p, int timeout_ms, ...)
 		free(log);
 		if (found != NULL || left_ms(deadline) == 0)
 			break;
-		struct pollfd pf = { .fd = in, .events = POLLIN };
-		if (poll(&pf, 1, left_ms(deadline)) > 0) {
-			char evbuf[4096];
-			while (read(in, evbuf, sizeof evbuf) > 0)
-				;
-		}
+		await_change(in, deadline);
 	}
 	close(in);
 	return found;
@@ -536,9 +549,7 @@ void h_answer(struct h_proc *p, const char *fmt, ...)
 char *h_file_wait(const char *path, const char *needle, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;
-	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (in < 0 || inotify_add_watch(in, path, IN_MODIFY) < 0)
-		fail_msg("inotify %s: %s", path, strerror(errno));
+	int in = watch(path, IN_MODIFY);
 	for (;;) {
 		char text[65536];
 		FILE *f = fopen(path, "r");
@@ -552,12 +563,7 @@ char *h_file_wait(const char *path, const char *needle, int timeout_ms)
 		}
 		if (left_ms(deadline) == 0)
 			break;
-		struct pollfd pf = { .fd = in, .events = POLLIN };
-		if (poll(&pf, 1, left_ms(deadline)) > 0) {
-			char evbuf[4096];
-			while (read(in, evbuf, sizeof evbuf) > 0)
-				;
-		}
+		await_change(in, deadline);
 	}
 	close(in);
 	return NULL;

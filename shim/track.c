@@ -69,20 +69,23 @@ static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 	s->born_ns = cp_now_ns();
 	if (cp_cfg.match_needs_addresses) {
 		cp_info_facts(fd, &s->facts);
-		/* the peer as the program named it: getpeername fails until a non-blocking connect
-		 * completes */
-		if (s->facts.peer.family == 0 && peer != NULL)
-			cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
 		s->facts_known = true;
 	}
+	/* The peer as accept() returned it, or as the program named it to connect() (getpeername
+	 * fails until a non-blocking connect completes): no system call, and the log's events
+	 * need it later, when getpeername no longer answers. */
+	if (s->facts.peer.family == 0 && peer != NULL)
+		cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
 	s->rule = cp_matcher_match(&cp_cfg.matcher, &s->facts);
 	/* The identity to check before anything destructive; a rule that never acts needs none.
-	 * An accepted socket's peer came with accept(): free. A connected one's may differ from
-	 * what the program named (0.0.0.0 reaches 127.0.0.1): its cookie. */
+	 * An accepted socket's is its peer. A connected one's peer may differ from what the
+	 * program named (0.0.0.0 reaches 127.0.0.1): its cookie. */
 	if (s->rule != NULL && (s->rule->action != CP_ACTION_PASSTHROUGH ||
 				s->rule->on_exit != CP_ACTION_PASSTHROUGH) && s->cookie == 0) {
-		if (role == CP_ROLE_SERVER && peer != NULL)
-			cp_info_addr(peer, peer_len, &s->ident_peer, &s->ident_port);
+		if (role == CP_ROLE_SERVER) {
+			s->ident_peer = s->facts.peer;
+			s->ident_port = s->facts.peer_port;
+		}
 		if (s->ident_peer.family == 0)
 			s->cookie = cp_info_cookie(fd);
 	}

@@ -270,7 +270,6 @@ static void accepted(int fd, int s, struct peer_buf *b, struct sockaddr *addr, s
 	const struct sockaddr *peer = addr != NULL ? addr : (struct sockaddr *)&b->ss;
 	socklen_t peer_len = addr == NULL ? b->len : len != NULL && *len < b->asked ? *len : b->asked;
 	cp_track_accept(fd, s, peer, peer_len);
-	cp_writes_note_peer(s, peer, peer_len);
 }
 
 EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
@@ -304,8 +303,6 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	int ret = cp_real_connect(fd, addr, len);
 	int err = ret < 0 ? errno : 0;
 	cp_track_connect(fd, addr, len, ret, err);
-	if (ret == 0 || err == EINPROGRESS)
-		cp_writes_note_peer(fd, addr, len);
 	return ret;
 }
 

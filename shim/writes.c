@@ -35,20 +35,6 @@ static uint64_t iov_bytes(const struct iovec *iov, size_t n)
 	return sum;
 }
 
-void cp_writes_note_peer(int fd, const struct sockaddr *addr, socklen_t len)
-{
-	struct cp_sock *s = cp_fd_get(fd);
-	if (s == NULL || s == CP_SOCK_SHIM || s->facts_known || addr == NULL)
-		return;
-	struct cp_addr a;
-	uint16_t port;
-	cp_info_addr(addr, len, &a, &port);
-	if (a.family != 0) {
-		s->facts.peer = a;
-		s->facts.peer_port = port;
-	}
-}
-
 bool cp_writes_describe(int fd, const char *call, uint64_t bytes, struct cp_write_facts *w)
 {
 	memset(w, 0, sizeof *w);

@@ -35,10 +35,6 @@ ssize_t cp_sendfile(int out, int in, off_t *offset, size_t count);
 ssize_t cp_sendfile64(int out, int in, off64_t *offset, size_t count);
 ssize_t cp_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len, unsigned flags);
 
-/* Remember the peer of a socket the table follows, from the address connect() named or accept()
- * returned (while connected; after a reset getpeername() no longer answers). errno untouched. */
-void cp_writes_note_peer(int fd, const struct sockaddr *addr, socklen_t len);
-
 /* The facts of a write-type call on fd for the log (fd < 0: none). True when fd is a socket or
  * a pipe, where EPIPE comes with SIGPIPE. Async-signal-safe (the table, fstat, getpeername). */
 bool cp_writes_describe(int fd, const char *call, uint64_t bytes, struct cp_write_facts *w);

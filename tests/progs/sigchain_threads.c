@@ -8,16 +8,12 @@
  * writing thread, and fail with EPIPE.
  * Prints "writes N epipe E handled H wrong_thread W readback_bad R swaps S", then "done". */
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "broken_fds.h"

@@ -85,7 +85,7 @@ static atomic_int exit_waiting; /* the exit path sleeps on in_progress: wake it 
 
 static long futex(atomic_uint *addr, int op, unsigned val, const struct timespec *timeout)
 {
-	return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
+	return cp_real_syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
 }
 
 void cp_drain_unreserve(void)
@@ -422,7 +422,7 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	 * because the shim's own writes never go through its wrappers. */
 	if (atomic_exchange(&sleeping, 0)) {
 		uint64_t one = 1;
-		(void)syscall(SYS_write, atomic_load(&evfd), &one, sizeof one);
+		(void)cp_real_syscall(SYS_write, atomic_load(&evfd), &one, sizeof one);
 	}
 	return 0;
 }

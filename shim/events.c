@@ -71,6 +71,31 @@ void cp_event_close(const struct cp_close_facts *c)
 	cp_log_end(&l);
 }
 
+void cp_event_close_held(const struct cp_close_facts *c)
+{
+	if (!cp_log_enabled(CP_LEVEL_DEBUG))
+		return;
+	struct cp_log_line l;
+	cp_log_begin(&l, CP_LEVEL_DEBUG, "close");
+	cp_log_int(&l, "fd", c->fd);
+	sock_fields(&l, c->sock);
+	cp_log_str(&l, "action", cp_action_name(c->action));
+	cp_log_str(&l, "message", c->message);
+	cp_log_end(&l);
+}
+
+void cp_event_stale(int fd, const struct cp_sock *s, const char *message)
+{
+	if (!cp_log_enabled(CP_LEVEL_DEBUG))
+		return;
+	struct cp_log_line l;
+	cp_log_begin(&l, CP_LEVEL_DEBUG, "stale");
+	cp_log_int(&l, "fd", fd);
+	sock_fields(&l, s);
+	cp_log_str(&l, "message", message);
+	cp_log_end(&l);
+}
+
 void cp_event_risk(const struct cp_close_facts *c, const char *message)
 {
 	struct cp_log_line l;

@@ -24,6 +24,10 @@ struct cp_close_facts {
 	const char *message; /* NULL or why the action differs from the rule's */
 };
 void cp_event_close(const struct cp_close_facts *c);
+/* A close that leaves the socket to its other holders (debug level): fd, rule, message. */
+void cp_event_close_held(const struct cp_close_facts *c);
+/* A table entry found stale: fd is no longer the socket registered (debug level). */
+void cp_event_stale(int fd, const struct cp_sock *s, const char *message);
 void cp_event_risk(const struct cp_close_facts *c, const char *message);
 
 /* outcome: "eof", "idle", "max", "reset", "exit" */

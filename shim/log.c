@@ -236,7 +236,7 @@ void cp_log_begin(struct cp_log_line *l, enum cp_log_level level, const char *ev
 		puts_(l, ",\"pid\":");
 		put_u64(l, (uint64_t)cfg.pid);
 		puts_(l, ",\"tid\":");
-		put_u64(l, (uint64_t)syscall(SYS_gettid));
+		put_u64(l, (uint64_t)cp_real_syscall(SYS_gettid));
 		cp_log_str(l, "program", cfg.program);
 		cp_log_str(l, "event", event);
 	} else {
@@ -428,7 +428,7 @@ void cp_log_end(struct cp_log_line *l)
 	int saved = errno;
 	if (!l->json) {
 		cp_log_str(l, "program", cfg.program);
-		cp_log_uint(l, "tid", (uint64_t)syscall(SYS_gettid));
+		cp_log_uint(l, "tid", (uint64_t)cp_real_syscall(SYS_gettid));
 		key(l, "ts");
 		put_ts(l);
 	}
@@ -451,7 +451,7 @@ void cp_log_end(struct cp_log_line *l)
 		int pri = 24 + (l->level == CP_LEVEL_WARN ? 4 : l->level == CP_LEVEL_INFO ? 6 : 7);
 		char msg[CP_LOG_LINE_MAX + 8] = { '<', (char)('0' + pri / 10), (char)('0' + pri % 10), '>' };
 		memcpy(msg + 4, l->buf, l->len - 1);
-		(void)syscall(SYS_sendto, fd, msg, l->len - 1 + 4, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
+		(void)cp_real_syscall(SYS_sendto, fd, msg, l->len - 1 + 4, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
 	} else if (cfg.target == CP_LOG_FILE && fd >= 0) {
 		ssize_t w;
 		do

@@ -63,6 +63,14 @@ ssize_t cp_real_sendfile(int out, int in, off_t *offset, size_t count);
 ssize_t cp_real_sendfile64(int out, int in, off64_t *offset, size_t count);
 ssize_t cp_real_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len, unsigned flags);
 
+ssize_t cp_real_recvmsg(int fd, struct msghdr *msg, int flags);
+int cp_real_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout);
+
+/* The C library's syscall(), never the shim's own exported one (rawsys.c): the shim's raw calls
+ * (futex, gettid, the log's writes) are its own business. */
+long cp_real_syscall(long number, ...);
+long cp_real_syscall6(long number, const long a[6]);
+
 int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 /* The other signal installers of the C library, for signals other than SIGPIPE (the symbol, or
  * NULL when the C library lacks it). Resolved once: signal() may be called in a signal handler. */
@@ -79,5 +87,8 @@ enum cp_sigfn {
 	CP_SIGFN_COUNT
 };
 void *cp_real_sigfn(enum cp_sigfn which);
+
+/* At start-up: bind what a signal handler may need first (dlsym is no async-signal-safe call). */
+void cp_real_bind_early(void);
 
 #endif

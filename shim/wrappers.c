@@ -19,6 +19,7 @@
 #include "shim/exitpath.h"
 #include "shim/hot.h"
 #include "shim/inherit.h"
+#include "shim/rawsys.h"
 #include "shim/real.h"
 #include "shim/refs.h"
 #include "shim/sigdisp.h"
@@ -42,6 +43,7 @@ EXPORT cp_handler_t __sysv_signal(int sig, cp_handler_t handler);
 EXPORT cp_handler_t sigset(int sig, cp_handler_t disp);
 EXPORT int sigignore(int sig);
 EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout);
 
 static int ebadf(void)
 {
@@ -435,6 +437,40 @@ EXPORT ssize_t sendfile64(int out, int in, off64_t *offset, size_t count)
 EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len, unsigned int flags)
 {
 	return cp_splice(in, off_in, out, off_out, len, flags);
+}
+
+/* ---- receiving: a socket that arrives in SCM_RIGHTS is noted, never acted on (track.h) ---- */
+
+CP_HOT EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t r = cp_real_recvmsg(fd, msg, flags);
+	if (r >= 0 && __builtin_expect(msg->msg_controllen != 0, 0))
+		cp_track_rights_received(msg);
+	return r;
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout)
+{
+	int r = cp_real_recvmmsg(fd, vec, vlen, flags, timeout);
+	for (int i = 0; i < r; i++)
+		if (vec[i].msg_hdr.msg_controllen != 0)
+			cp_track_rights_received(&vec[i].msg_hdr);
+	return r;
+}
+
+/* ---- syscall(): the numbers above take the same paths (rawsys.c) ---- */
+
+/* Six argument words, as the C library's syscall() reads them: on x86-64 and aarch64 each is a
+ * register or a word of the caller's stack, whether or not the call uses it. */
+EXPORT long syscall(long number, ...)
+{
+	va_list ap;
+	va_start(ap, number);
+	long a[6];
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	return cp_syscall(number, a);
 }
 
 /* ---- SIGPIPE's installers (sigdisp.c); every other signal goes straight to the C library ---- */

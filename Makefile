@@ -99,6 +99,12 @@ $(BUILD)/progs/static_hello: tests/progs/static_hello.c | $(DEPS_OK)
 $(BUILD)/progs/step_server: tests/progs/step_server.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -rdynamic -MMD -MP -o $@ $< -lpthread
+# a real libuv program: libuv closes through syscall(SYS_close)
+UV_CFLAGS := $(shell $(PKG_CONFIG) --cflags libuv 2>/dev/null)
+UV_LIBS   := $(or $(shell $(PKG_CONFIG) --libs libuv 2>/dev/null),-luv)
+$(BUILD)/progs/uv_server: tests/progs/uv_server.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(UV_CFLAGS) -MMD -MP -o $@ $< $(UV_LIBS)
 $(BUILD)/progs/%: demo/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread

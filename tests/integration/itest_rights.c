@@ -116,6 +116,44 @@ static void test_syscall_route(void **state)
 	serve_receiver("reset", "close", "raw");
 }
 
+/* The receiver's write fails after the server's reset: its epipe event names the peer, which the
+ * shim noted when the socket arrived (getpeername no longer answers by then). */
+static void test_epipe_on_received_socket_names_peer(void **state)
+{
+	(void)state;
+	int port;
+	int lfd = h_listen(&port);
+	char portstr[16];
+	snprintf(portstr, sizeof portstr, "%d", port);
+	struct h_proc p;
+	h_spawn(&p, policy("graceful"), NULL, "rights_pass", portstr, "epipe", NULL);
+	int fd = accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	struct h_read go = h_read_upto(fd, 3, 10000);
+	assert_int_equal(go.bytes, 3);
+	struct linger lg = { 1, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	close(fd); /* RST */
+	char line[64];
+	h_line(&p, line, sizeof line, 10000);
+	assert_string_equal(line, "closed");
+	h_line(&p, line, sizeof line, 10000);
+	assert_string_equal(line, "received 0 ECONNRESET");
+	h_line(&p, line, sizeof line, 10000);
+	assert_string_equal(line, "write EPIPE");
+	int st = h_wait(&p, 10000);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char peer[48];
+	snprintf(peer, sizeof peer, "peer=127.0.0.1:%d", port);
+	char *ev = h_log_wait(&p, 5000, "event=epipe", "call=write", NULL);
+	assert_non_null(ev);
+	assert_non_null(strstr(ev, peer));
+	assert_non_null(strstr(ev, "local=127.0.0.1:"));
+	free(ev);
+	close(lfd);
+	h_finish(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -125,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_dup_copies_given_away_too),
 		cmocka_unit_test(test_exit_with_copy_open),
 		cmocka_unit_test(test_syscall_route),
+		cmocka_unit_test(test_epipe_on_received_socket_names_peer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,11 +7,15 @@
  * MODE: close  the sender closes its copy, then lets the receiver ask
  *       dup    the sender dups its copy first and closes both
  *       exit   the sender exits with its copy open (on_exit), then the receiver asks
+ *       epipe  as close; the receiver ignores SIGPIPE, asks, reads until the server's reset, then
+ *              writes again: "write EPIPE" when that failed with EPIPE
  * raw: the sender sends and closes through syscall() (as libuv does).
  * The sender prints "closed" once its copies are gone (or "exiting"), and exits with the
  * receiver's status (exit mode: 0). */
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,8 +79,10 @@ static int recv_fd(int unix_fd)
 }
 
 /* The receiver: wait for the sender's word (a byte, or EOF when it exited), ask, read all. */
-static int receive(int unix_fd)
+static int receive(int unix_fd, bool epipe)
 {
+	if (epipe)
+		signal(SIGPIPE, SIG_IGN);
 	int fd = recv_fd(unix_fd);
 	char word;
 	if (read(unix_fd, &word, 1) < 0)
@@ -91,7 +97,11 @@ static int receive(int unix_fd)
 	while ((n = read(fd, buf, sizeof buf)) > 0)
 		total += n;
 	printf("received %ld %s\n", total, n == 0 ? "eof" : strerrorname_np(errno));
-	fflush(stdout);
+	if (epipe) {
+		bool failed = write(fd, "more", 4) < 0;
+		printf("write %s\n", failed ? strerrorname_np(errno) : "ok");
+		return failed && errno == EPIPE ? 0 : 1;
+	}
 	close(fd);
 	return n == 0 ? 0 : 1;
 }
@@ -112,7 +122,7 @@ int main(int argc, char **argv)
 		die("fork");
 	if (child == 0) {
 		close(sv[0]);
-		exit(receive(sv[1]));
+		exit(receive(sv[1], strcmp(mode, "epipe") == 0));
 	}
 	close(sv[1]);
 	int s = socket(AF_INET, SOCK_STREAM, 0);

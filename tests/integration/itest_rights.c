@@ -108,12 +108,18 @@ static void test_exit_with_copy_open(void **state)
 	serve_receiver("reset", "exit", NULL);
 }
 
-/* sendmsg, dup and close through syscall(), as libuv makes them */
+/* sendmsg, dup and close through syscall(), as libuv makes them; sendmmsg */
 static void test_syscall_route(void **state)
 {
 	(void)state;
 	serve_receiver("graceful", "dup", "raw");
 	serve_receiver("reset", "close", "raw");
+}
+
+static void test_sendmmsg(void **state)
+{
+	(void)state;
+	serve_receiver("graceful", "close", "mmsg");
 }
 
 /* The receiver's write fails after the server's reset: its epipe event names the peer, which the
@@ -163,6 +169,7 @@ int main(void)
 		cmocka_unit_test(test_dup_copies_given_away_too),
 		cmocka_unit_test(test_exit_with_copy_open),
 		cmocka_unit_test(test_syscall_route),
+		cmocka_unit_test(test_sendmmsg),
 		cmocka_unit_test(test_epipe_on_received_socket_names_peer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,8 @@
  *       exit   the sender exits with its copy open (on_exit), then the receiver asks
  *       epipe  as close; the receiver ignores SIGPIPE, asks, reads until the server's reset, then
  *              writes again: "write EPIPE" when that failed with EPIPE
- * raw: the sender sends and closes through syscall() (as libuv does).
+ * raw: the sender sends and closes through syscall() (as libuv does); mmsg: it sends with
+ * sendmmsg.
  * The sender prints "closed" once its copies are gone (or "exiting"), and exits with the
  * receiver's status (exit mode: 0). */
 #include <errno.h>
@@ -24,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int raw;
+static int raw, mmsg;
 
 static void die(const char *what)
 {
@@ -53,7 +54,10 @@ static void send_fd(int unix_fd, int fd)
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof fd);
-	ssize_t n = raw ? syscall(SYS_sendmsg, unix_fd, &m, 0) : sendmsg(unix_fd, &m, 0);
+	struct mmsghdr vec = { .msg_hdr = m };
+	ssize_t n = raw    ? syscall(SYS_sendmsg, unix_fd, &m, 0)
+		    : mmsg ? (sendmmsg(unix_fd, &vec, 1, 0) == 1 ? (ssize_t)vec.msg_len : -1)
+			   : sendmsg(unix_fd, &m, 0);
 	if (n != 1)
 		die("sendmsg");
 }
@@ -114,6 +118,7 @@ int main(int argc, char **argv)
 	int port = atoi(argv[1]);
 	const char *mode = argv[2];
 	raw = argc > 3 && strcmp(argv[3], "raw") == 0;
+	mmsg = argc > 3 && strcmp(argv[3], "mmsg") == 0;
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		die("socketpair");

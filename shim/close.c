@@ -269,7 +269,9 @@ void cp_close_at_exit(int fd, struct cp_exit_set *set)
 	struct cp_sock *s = cp_fd_get(fd);
 	if (s == NULL || s == CP_SOCK_SHIM)
 		return;
-	if (!cp_sock_still_open_as(fd, s)) {
+	/* a socket no rule matched is only ever logged at debug level: checked only then */
+	bool matters = s->rule != NULL || cp_log_enabled(CP_LEVEL_DEBUG);
+	if (matters && !cp_sock_still_open_as(fd, s)) {
 		cp_event_stale(fd, s, "the table's entry is stale: this number is no longer the socket "
 				      "registered (closed by a route the shim does not see); dropped");
 		struct cp_sock *old;

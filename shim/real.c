@@ -349,16 +349,10 @@ int cp_real_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, 
 }
 
 #undef syscall
-/* Six arguments, whatever the call takes: as the C library's syscall() passes them on (on x86-64
- * and aarch64 each is one register or stack word; the kernel reads the ones the call has). */
 long cp_real_syscall(long number, ...)
 {
-	va_list ap;
-	va_start(ap, number);
 	long a[6];
-	for (int i = 0; i < 6; i++)
-		a[i] = va_arg(ap, long);
-	va_end(ap);
+	CP_SYSCALL_WORDS(a, number);
 	return cp_real_syscall6(number, a);
 }
 

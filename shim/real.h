@@ -5,6 +5,7 @@
 #define CLOSEPOLICY_REAL_H
 
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/epoll.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -69,6 +70,17 @@ int cp_real_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, 
 /* The C library's syscall(), never the shim's own exported one (rawsys.c): the shim's raw calls
  * (futex, gettid, the log's writes) are its own business. */
 long cp_real_syscall(long number, ...);
+/* In a function declared (long number, ...): the six argument words after number, as the C
+ * library's syscall() reads them (on x86-64 and aarch64 each is a register or a word of the
+ * caller's stack, whether or not the call uses it; the kernel reads the ones it takes). */
+#define CP_SYSCALL_WORDS(a, number)                   \
+	do {                                          \
+		va_list ap_;                          \
+		va_start(ap_, number);                \
+		for (int i_ = 0; i_ < 6; i_++)        \
+			(a)[i_] = va_arg(ap_, long);  \
+		va_end(ap_);                          \
+	} while (0)
 long cp_real_syscall6(long number, const long a[6]);
 
 int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);

@@ -460,16 +460,10 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
 
 /* ---- syscall(): the numbers above take the same paths (rawsys.c) ---- */
 
-/* Six argument words, as the C library's syscall() reads them: on x86-64 and aarch64 each is a
- * register or a word of the caller's stack, whether or not the call uses it. */
 EXPORT long syscall(long number, ...)
 {
-	va_list ap;
-	va_start(ap, number);
 	long a[6];
-	for (int i = 0; i < 6; i++)
-		a[i] = va_arg(ap, long);
-	va_end(ap);
+	CP_SYSCALL_WORDS(a, number);
 	return cp_syscall(number, a);
 }
 

@@ -83,7 +83,7 @@ grep -q 'event=policy outcome=loaded' <<< "$out" || fail "the drop-in's environm
 
 # An init script's line (README): start-stop-daemon starting the daemon through closepolicy run.
 if command -v start-stop-daemon > /dev/null; then
-	out=$(start-stop-daemon --start --exec "$cmd" -- run -- grep -F libclosepolicy.so /proc/self/maps 2>&1)
+	out=$(start-stop-daemon --start --pidfile "$tmp/daemon.pid" --startas "$cmd" -- run -- grep -F libclosepolicy.so /proc/self/maps 2>&1)
 	grep -qF "$object" <<< "$out" || fail "closepolicy run under start-stop-daemon did not preload $object: $out"
 else
 	fail "start-stop-daemon is not installed (dpkg)"

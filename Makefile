@@ -135,7 +135,7 @@ check: all unit integration $(PROG_BIN)
 ifeq ($(SAN),)
 	@$(MAKE) --no-print-directory check-docs check-install check-deb
 	@BUILD=$(BUILD) bash demo/demo.sh > $(BUILD)/demo.out 2>&1 || { cat $(BUILD)/demo.out; echo "make check: the demo's outcomes are wrong"; exit 1; }
-	@tail -n 20 $(BUILD)/demo.out
+	@sed -n '/^Summary/,$$p' $(BUILD)/demo.out
 	@$(MAKE) --no-print-directory SAN=1 unit integration
 	@$(MAKE) --no-print-directory SAN=thread integration
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) > $(BUILD)/fuzz.out 2>&1 || { tail -n 40 $(BUILD)/fuzz.out; echo "make check: the fuzzer found a problem"; exit 1; }

@@ -118,6 +118,8 @@ selftest() {
 	return $rc
 }
 
+command -v groff > /dev/null || { echo "check_pages: groff is missing: install the Debian package groff-base"; exit 1; }
+command -v perl > /dev/null || { echo "check_pages: perl is missing: install the Debian package perl-base"; exit 1; }
 if [ "${1:-}" = --selftest ]; then
 	selftest
 else

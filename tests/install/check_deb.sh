@@ -20,6 +20,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+for tool in dpkg-deb:dpkg dpkg-shlibdeps:dpkg-dev lintian:lintian systemd-analyze:systemd; do
+	command -v "${tool%%:*}" > /dev/null ||
+		{ echo "check_deb: ${tool%%:*} is missing: install the Debian package ${tool#*:} (.ci/run does)"; exit 1; }
+done
 $MAKE --no-print-directory -s deb BUILD="$BUILD" > "$tmp/deb.log" 2>&1 || { cat "$tmp/deb.log"; echo "check_deb: make deb failed"; exit 1; }
 deb=closepolicy_${VERSION}_$(dpkg --print-architecture).deb
 [ -f "$deb" ] || { echo "check_deb: make deb did not write $deb"; exit 1; }
@@ -70,12 +74,8 @@ preload=$(sed -n 's/^Environment=LD_PRELOAD=//p' "$dropin")
 mkdir -p "$tmp/units/cptest.service.d"
 printf '[Unit]\nDescription=closepolicy drop-in check\n[Service]\nExecStart=/usr/bin/closepolicy --version\n' > "$tmp/units/cptest.service"
 cp "$dropin" "$tmp/units/cptest.service.d/"
-if command -v systemd-analyze > /dev/null; then
-	verify=$(cd "$tmp/units" && systemd-analyze verify ./cptest.service 2>&1) || fail "systemd-analyze verify failed: $verify"
-	[ -z "$verify" ] || fail "systemd-analyze verify complains about the drop-in: $verify"
-else
-	fail "systemd-analyze is not installed (the systemd package)"
-fi
+verify=$(cd "$tmp/units" && systemd-analyze verify ./cptest.service 2>&1) || fail "systemd-analyze verify failed: $verify"
+[ -z "$verify" ] || fail "systemd-analyze verify complains about the drop-in: $verify"
 printf 'version: 1\nlog: {level: info}\n' > "$tmp/policy.yaml"
 out=$(env LD_PRELOAD="$root$preload" CLOSEPOLICY_FILE="$tmp/policy.yaml" grep -F libclosepolicy.so /proc/self/maps 2>&1)
 grep -qF "$object" <<< "$out" || fail "the drop-in's environment did not preload $object: $out"

@@ -180,7 +180,8 @@ install: all
 	install -m 0644 examples/systemd/closepolicy.conf $(I_DOC)/examples/systemd/
 uninstall:
 	rm -f $(INSTALLED)
-	-rmdir $(I_DOC)/examples/systemd $(I_DOC)/examples $(I_DOC) $(I_LIB) 2>/dev/null
+	@for d in $(I_DOC)/examples/systemd $(I_DOC)/examples $(I_DOC) $(I_LIB); do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; done
 
 # closepolicy_VERSION_ARCH.deb from a staged `make install PREFIX=/usr` (mk/deb.sh says why).
 deb: all

@@ -21,18 +21,11 @@ $MAKE --no-print-directory -s install PREFIX=$PREFIX DESTDIR="$stage" BUILD="$BU
 	{ cat "$stage.log"; rm -f "$stage.log"; echo "check_install: make install failed"; exit 1; }
 rm -f "$stage.log"
 
-expected="bin/closepolicy
-bin/someone-else
-lib/closepolicy/libclosepolicy.so
-share/doc/closepolicy/README.md
-share/doc/closepolicy/examples/client-dead-server.yaml
-share/doc/closepolicy/examples/observe-only.yaml
-share/doc/closepolicy/examples/systemd/closepolicy.conf
-share/doc/closepolicy/examples/web-server-rst.yaml
-share/man/man1/closepolicy.1
-share/man/man1/someone-else.1
-share/man/man5/closepolicy.yaml.5
-share/man/man7/libclosepolicy.7"
+expected=$( { printf '%s\n' bin/closepolicy bin/someone-else lib/closepolicy/libclosepolicy.so \
+	share/doc/closepolicy/README.md share/doc/closepolicy/examples/systemd/closepolicy.conf \
+	share/man/man1/closepolicy.1 share/man/man1/someone-else.1 share/man/man5/closepolicy.yaml.5 \
+	share/man/man7/libclosepolicy.7
+	for y in examples/*.yaml; do echo "share/doc/closepolicy/$y"; done; } | LC_ALL=C sort)
 got=$(cd "$stage$PREFIX" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
 [ "$got" = "$expected" ] || fail "installed files differ from the layout:$(diff <(echo "$expected") <(echo "$got") | sed 's/^/\n  /')"
 

@@ -1,4 +1,4 @@
-# closepolicy — make | make check | make stress | make demo | make bench | make install PREFIX=/usr/local DESTDIR=
+# closepolicy — make | make check | make stress | make demo | make bench | make install PREFIX=/usr/local DESTDIR= | make deb
 # Variants: make check SAN=1 (AddressSanitizer + UndefinedBehaviorSanitizer, into build-san/)
 
 VERSION   := 0.1.0
@@ -58,7 +58,8 @@ LIB := $(BUILD)/libclosepolicy.so
 CMD := $(BUILD)/closepolicy
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all check unit integration stress demo bench install uninstall clean deps
+.PHONY: all check unit integration stress demo bench install uninstall clean deps deb check-docs \
+	check-install check-deb
 all: $(LIB) $(CMD)
 
 # Missing libraries are named with their Debian package (and installed when we can).
@@ -132,13 +133,15 @@ endif
 integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
 	@BUILD=$(BUILD) SAN=$(SAN) sh tests/integration/run.sh $(ITEST_RUN)
 
-# make check: the plain build's unit and integration tests and the demo (which fails when an
-# outcome under a policy is wrong), then the same suites under AddressSanitizer + UBSan, then
+# make check: the plain build's unit and integration tests, the manual pages, the installed
+# layout and the Debian package, and the demo (which fails when an outcome under a policy is
+# wrong), then the same suites under AddressSanitizer + UBSan, then
 # the threaded integration tests under ThreadSanitizer, then a short fuzzing run.
 check: all unit integration $(PROG_BIN)
 ifeq ($(SAN),)
+	@$(MAKE) --no-print-directory check-docs check-install check-deb
 	@BUILD=$(BUILD) bash demo/demo.sh > $(BUILD)/demo.out 2>&1 || { cat $(BUILD)/demo.out; echo "make check: the demo's outcomes are wrong"; exit 1; }
-	@tail -n 20 $(BUILD)/demo.out
+	@sed -n '/^Summary/,$$p' $(BUILD)/demo.out
 	@$(MAKE) --no-print-directory SAN=1 unit integration
 	@$(MAKE) --no-print-directory SAN=thread integration
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) > $(BUILD)/fuzz.out 2>&1 || { tail -n 40 $(BUILD)/fuzz.out; echo "make check: the fuzzer found a problem"; exit 1; }
@@ -157,17 +160,54 @@ demo: all $(PROG_BIN)
 bench: all $(BENCH_BIN) $(PROG_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh
 
+# ---- the installed layout (closepolicy(1), FILES) and the Debian package ----
+# make install PREFIX=/usr/local DESTDIR=: the command in bin/, the object in lib/closepolicy/
+# (where `closepolicy run` looks for it first), the pages in share/man/, the examples and the
+# README in share/doc/closepolicy/. make uninstall removes exactly those files, and the two
+# directories of closepolicy's own when they are left empty.
+MAN_PAGES  := man/closepolicy.1 man/closepolicy.yaml.5 man/libclosepolicy.7
+DOC_FILES  := README.md
+EXAMPLE_FILES := $(wildcard examples/*.yaml) examples/systemd/closepolicy.conf
+I_BIN  := $(DESTDIR)$(PREFIX)/bin
+I_LIB  := $(DESTDIR)$(PREFIX)/lib/closepolicy
+I_MAN  := $(DESTDIR)$(PREFIX)/share/man
+I_DOC  := $(DESTDIR)$(PREFIX)/share/doc/closepolicy
+INSTALLED := $(I_BIN)/closepolicy $(I_LIB)/libclosepolicy.so \
+	$(foreach m,$(MAN_PAGES),$(I_MAN)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+	$(addprefix $(I_DOC)/,$(DOC_FILES)) $(addprefix $(I_DOC)/,$(EXAMPLE_FILES))
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(CMD) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 man/closepolicy.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(I_BIN) $(I_LIB) $(I_MAN)/man1 $(I_MAN)/man5 $(I_MAN)/man7 $(I_DOC)/examples/systemd
+	install -m 0755 $(CMD) $(I_BIN)/closepolicy
+	install -m 0644 $(LIB) $(I_LIB)/libclosepolicy.so
+	$(foreach m,$(MAN_PAGES),install -m 0644 $(m) $(I_MAN)/man$(subst .,,$(suffix $(m)))/;)
+	install -m 0644 $(DOC_FILES) $(I_DOC)/
+	install -m 0644 $(wildcard examples/*.yaml) $(I_DOC)/examples/
+	install -m 0644 examples/systemd/closepolicy.conf $(I_DOC)/examples/systemd/
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libclosepolicy.so $(DESTDIR)$(PREFIX)/bin/closepolicy \
-	      $(DESTDIR)$(PREFIX)/share/man/man1/closepolicy.1
+	rm -f $(INSTALLED)
+	@for d in $(I_DOC)/examples/systemd $(I_DOC)/examples $(I_DOC) $(I_LIB); do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; done
+
+# closepolicy_VERSION_ARCH.deb from a staged `make install PREFIX=/usr` (mk/deb.sh says why).
+deb: all
+	@MAKE="$(MAKE)" sh mk/deb.sh $(VERSION) $(BUILD)
+
+# The pages render without a warning and document every key, event, field and variable of the
+# source (tests/docs/check_pages.sh; its selftest proves it fails when one is missing).
+check-docs:
+	@bash tests/docs/check_pages.sh
+	@bash tests/docs/check_pages.sh --selftest
+# make install into a staging DESTDIR, a program run under the staged command, make uninstall.
+check-install: all $(PROG_BIN)
+	@MAKE="$(MAKE)" BUILD=$(BUILD) bash tests/install/check_install.sh
+# make deb, lintian, then the package installed (as root) and a program run under
+# /usr/bin/closepolicy and the systemd drop-in's environment; then the package removed.
+check-deb: all $(PROG_BIN)
+	@MAKE="$(MAKE)" BUILD=$(BUILD) VERSION=$(VERSION) bash tests/install/check_deb.sh
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz closepolicy_*.deb
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

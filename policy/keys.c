@@ -1,4 +1,4 @@
-/* The keys of each map of SPEC §2, for checking and for "did you mean" suggestions. */
+/* The keys of each map of closepolicy.yaml(5), for checking and for "did you mean" suggestions. */
 #include "policy/loader.h"
 
 #define KEY_SET(var, ...)                                                                    \

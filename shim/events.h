@@ -1,5 +1,5 @@
-/* closepolicy — the events of SPEC §4, each built from what the shim knows and written through
- * the log writer. Each function checks the level itself and preserves errno. */
+/* closepolicy — the events of libclosepolicy(7), each built from what the shim knows and written
+ * through the log writer. Each function checks the level itself and preserves errno. */
 #ifndef CLOSEPOLICY_EVENTS_H
 #define CLOSEPOLICY_EVENTS_H
 

@@ -1,5 +1,5 @@
 /* closepolicy — last-reference semantics: is this close the socket's last descriptor in every
- * process that holds it (SPEC §3)?
+ * process that holds it (libclosepolicy(7), LAST-REFERENCE SEMANTICS)?
  *
  * Two levels. In one process, dup'd descriptors share one struct cp_sock and its count (sock.h).
  * Across processes, a socket that a fork or posix_spawn gave to a child, or that an exec handed

@@ -1,4 +1,4 @@
-/* Shared sockets (SPEC §3): a policy acts once, at the socket's last close in any process.
+/* Shared sockets (libclosepolicy(7), LAST-REFERENCE SEMANTICS): a policy acts once, at the socket's last close in any process.
  * A fork-per-connection server whose parent closes its copy right after fork: the child (or a
  * program it execs, or one spawned with posix_spawn) still delivers everything, then EOF. With
  * the cross-process counting switched off (the test-only CLOSEPOLICY_TEST_NO_SHARED_REFS=1) the

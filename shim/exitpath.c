@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "shim/close.h"
+#include "shim/counters.h"
 #include "shim/config.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
@@ -134,6 +135,7 @@ void cp_exit_run(void)
 	cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
 	drain_set(set);
 	cp_drain_finish_at_exit(set->deadline_ns);
+	cp_ctr_at_exit();
 	errno = saved;
 }
 

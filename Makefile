@@ -76,7 +76,8 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name $(LIB_DEFS) -o $@ $^ $(YAML_LIBS) -ldl -lpthread
-$(CMD): $(CLI_OBJ) $(POLICY_OBJ)
+# the command finds the counters files where the shim makes them (shim/rundir.c)
+$(CMD): $(CLI_OBJ) $(POLICY_OBJ) $(BUILD)/obj/shim/rundir.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_OBJ) | $(DEPS_OK)

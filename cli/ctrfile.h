@@ -1,0 +1,49 @@
+/* closepolicy — reading the processes' counters files (stat, top, reload).
+ * A file is trusted for nothing: its size, magic, version, every size in its header and the
+ * `accessible` flag are checked, every string is cut at its field's end, and what is read is a
+ * copy, so a file rewritten while it is read cannot make the reader misbehave. */
+#ifndef CLOSEPOLICY_CTRFILE_H
+#define CLOSEPOLICY_CTRFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "shim/counters_file.h"
+
+/* Check and copy a file's bytes into out (strings terminated, rule slots cleaned).
+ * 0, or -1 with the reason in why. Pure: the fuzzer drives it. */
+int cp_ctrfile_parse(const void *bytes, size_t len, struct cp_ctr_file *out, char *why, size_t size);
+
+/* The counters of one process, read from dir/PID: 0; -1 with why (and errno ENOENT when there
+ * is no file, EACCES when it belongs to another user, ESRCH when the process is gone). */
+int cp_ctrfile_read(const char *dir, pid_t pid, struct cp_ctr_file *out, char *why, size_t size);
+
+/* The PIDs with a counters file in dir, live processes only; the files of processes that are
+ * gone (or whose image no longer has the file mapped: it exec'd without the shim) are removed.
+ * Returns the count (at most max), sorted. */
+size_t cp_ctrfile_list(const char *dir, pid_t *pids, size_t max);
+
+/* Whether pid maps the file with inode ino (a live process under the shim that made it). */
+bool cp_ctrfile_live(pid_t pid, unsigned long ino);
+
+/* Sum b into a (rule slots merged by name); for --sum and for top's totals. */
+void cp_ctrfile_add(struct cp_ctr_file *a, const struct cp_ctr_file *b);
+
+/* Percentile q (0..1) of the drain durations, in ms: the upper bound of the bucket that holds it
+ * (0 when there are none; UINT64_MAX for the last, open bucket). */
+unsigned long long cp_ctrfile_drain_pct(const struct cp_ctr_file *f, double q);
+
+/* One process, or (--sum) every process of one program. */
+struct cp_stat_entry {
+	struct cp_ctr_file f;
+	pid_t pids[64];
+	size_t n_pids; /* processes summed (pids holds the first 64) */
+};
+/* Read the processes named (PIDs as text; none = every live one in dir) into *out (malloc'd),
+ * summed by program with `summed`; *missing counts the named ones that could not be read (each
+ * said on stderr). Returns the number of entries. */
+size_t cp_stat_gather(const char *dir, char **names, int n_names, bool summed,
+		      struct cp_stat_entry **out, int *missing);
+
+#endif

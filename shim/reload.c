@@ -6,10 +6,12 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,8 +23,9 @@
 #include "shim/refs.h"
 
 static int started;            /* the thread exists (or is being started) */
-static int stop;               /* main() called pthread_exit: the thread leaves */
+static int stop;               /* the main thread is leaving: the thread leaves */
 static struct cp_ctr_file *file;
+static pthread_t thread;
 
 static void futex_wake(uint32_t *word)
 {
@@ -159,12 +162,13 @@ void cp_reload_thread_start(struct cp_ctr_file *f)
 	pthread_t t;
 	int err = pthread_attr_init(&attr);
 	if (err == 0) {
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, 256 * 1024);
-		err = pthread_create(&t, &attr, serve, f);
+		err = pthread_create(&t, &attr, serve, f); /* joinable: see cp_reload_main_leaving */
 		pthread_attr_destroy(&attr);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err == 0)
+		thread = t;
 	if (err != 0) {
 		__atomic_store_n(&started, 0, __ATOMIC_RELEASE); /* the next TCP socket tries again */
 		cp_event_error(-1, "cannot start the thread that answers closepolicy reload", err,
@@ -179,15 +183,33 @@ void cp_reload_after_fork(void)
 	file = NULL;
 }
 
+static nlink_t tasks(void)
+{
+	struct stat st;
+	return stat("/proc/self/task", &st) == 0 ? st.st_nlink : 0;
+}
+
+void cp_reload_main_leaving(void)
+{
+	if (getpid() != (pid_t)cp_real_syscall(SYS_gettid) || !__atomic_load_n(&started, __ATOMIC_ACQUIRE) ||
+	    file == NULL || __atomic_exchange_n(&stop, 1, __ATOMIC_ACQ_REL))
+		return;
+	int saved = errno;
+	nlink_t before = tasks();
+	__atomic_fetch_add(&file->req_seq, 1, __ATOMIC_ACQ_REL); /* no request: a wake that cannot be missed */
+	futex_wake(&file->req_seq);
+	pthread_join(thread, NULL);
+	/* join returns when the thread's stack is free; the kernel lists it a moment longer, and a
+	 * raw exit of the program's only thread asks how many there are */
+	for (int i = 0; i < 1000 && tasks() >= before && before > 0; i++)
+		sched_yield();
+	errno = saved;
+}
+
 void cp_reload_pthread_exit(void *ret)
 {
 	static void (*real)(void *);
-	if (getpid() == (pid_t)cp_real_syscall(SYS_gettid) && __atomic_load_n(&started, __ATOMIC_ACQUIRE) &&
-	    file != NULL) {
-		__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
-		__atomic_fetch_add(&file->req_seq, 1, __ATOMIC_ACQ_REL); /* no request: a wake that cannot be missed */
-		futex_wake(&file->req_seq);
-	}
+	cp_reload_main_leaving();
 	if (real == NULL)
 		real = (void (*)(void *))dlsym(RTLD_NEXT, "pthread_exit");
 	real(ret);

@@ -16,5 +16,8 @@ void cp_reload_after_fork(void);
 /* pthread_exit(): when main() leaves that way, the process must end with the program's last
  * thread, so the shim's thread leaves too. */
 __attribute__((noreturn)) void cp_reload_pthread_exit(void *ret);
+/* The main thread leaves (pthread_exit, a raw SYS_exit): the shim's thread is gone on return,
+ * so the process ends with the program's last thread and "the only thread" means the program's. */
+void cp_reload_main_leaving(void);
 
 #endif

@@ -69,6 +69,15 @@ static void flush_before(int64_t now)
 	}
 }
 
+void cp_quiet_at_exit(void)
+{
+	for (size_t i = 0; i < N_WINDOWS; i++) {
+		uint64_t d = __atomic_exchange_n(&windows[i].dropped, 0, __ATOMIC_RELAXED);
+		if (d > 0)
+			write_suppressed(windows[i].kind, d);
+	}
+}
+
 bool cp_quiet_admit(const char *event)
 {
 	const struct cp_policy *p = cp_cfg.policy;

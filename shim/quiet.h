@@ -14,5 +14,7 @@ enum cp_log_level cp_quiet_load_level(void);
 /* Whether a line of this event kind may be written now (counts the dropped ones). May write a
  * `suppressed` line first. Safe in signal handlers; errno preserved. */
 bool cp_quiet_admit(const char *event);
+/* Process exit: the `suppressed` lines still owed. */
+void cp_quiet_at_exit(void);
 
 #endif

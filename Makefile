@@ -90,6 +90,10 @@ $(BUILD)/tests/test_load_changing: tests/unit/test_load_changing.c $(POLICY_OBJ)
 $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
+# the live-view tests share their JSON and Prometheus readers
+$(BUILD)/tests/itest_stat $(BUILD)/tests/itest_reload: $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c tests/integration/stat_helpers.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
 $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread

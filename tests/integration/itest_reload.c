@@ -1,0 +1,198 @@
+/* `closepolicy reload`: a running, idle server switched from passthrough to reset without a
+ * restart, as its peers see it (EOF before, ECONNRESET after); a connection accepted before the
+ * reload keeps the rule it matched; a bad policy is refused by the command (exit 2, FILE:LINE:
+ * COLUMN, nothing sent) and the old one goes on working; a process not under the shim is named
+ * (exit 1); `closepolicy run` says `policy loaded` once for a whole tree of processes; log.rate. */
+#include "harness.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "stat_helpers.h"
+
+#define PASS "version: 1\nrules:\n  - name: web\n    match: {role: server}\n    action: passthrough\n"
+#define RESET "version: 1\nrules:\n  - name: cut\n    match: {role: server}\n    action: reset\n"
+#define BAD "version: 1\nrules:\n  - name: cut\n    acton: reset\n"
+
+static int serve(struct h_proc *p, int port, int *peer)
+{
+	*peer = h_connect(port, 0);
+	h_send_all(*peer, "hello", 5);
+	h_sayf(p, "serve 5 10");
+	char line[64];
+	h_line(p, line, sizeof line, 5000);
+	return atoi(line + strlen("served "));
+}
+
+/* What the peer of a served connection sees once the server closes it. */
+static int close_and_see(struct h_proc *p, int fd, int peer)
+{
+	h_sayf(p, "close %d", fd);
+	h_answer(p, "close %d = 0 0", fd);
+	struct h_read r = h_read_to_end(peer, 5000);
+	close(peer);
+	return r.err;
+}
+
+static void write_policy(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_reload_passthrough_to_reset(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	h_rundir_make(&rd);
+	struct h_proc p;
+	h_spawn(&p, PASS, rd.env, "step_server", NULL);
+	int port = (int)h_expect(&p, "port ", 5000);
+	int peer, fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), 0); /* passthrough: every byte, then EOF */
+	int early_peer, early = serve(&p, port, &early_peer); /* accepted under the old policy */
+
+	char bad[200], good[200], cmd[600], out[4096];
+	snprintf(bad, sizeof bad, "%s/bad.yaml", p.dir);
+	snprintf(good, sizeof good, "%s/reset.yaml", p.dir);
+	write_policy(bad, BAD);
+	write_policy(good, RESET);
+
+	/* a bad policy: refused by the command, nothing sent, the old one stays */
+	snprintf(cmd, sizeof cmd, "reload -p %s %d", bad, (int)p.pid);
+	int st = h_cp(&rd, cmd, out, sizeof out);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	char want[300];
+	snprintf(want, sizeof want, "%s:4:5: unknown key acton", bad);
+	assert_non_null(strstr(out, want));
+	snprintf(cmd, sizeof cmd, "stat --json %d", (int)p.pid);
+	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
+	assert_int_equal(h_json_num(out, "generation"), 1);
+	fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), 0);
+
+	/* the server is idle (blocked reading its stdin): the shim's thread answers */
+	snprintf(cmd, sizeof cmd, "reload -p %s %d", good, (int)p.pid);
+	st = h_cp(&rd, cmd, out, sizeof out);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(want, sizeof want, "%d step_server: generation 2\n", (int)p.pid);
+	assert_string_equal(out, want);
+	char *l = h_log_wait(&p, 5000, "event=policy", "outcome=reloaded", "generation=2", NULL);
+	assert_non_null(l);
+	free(l);
+
+	fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), ECONNRESET); /* the new rule */
+	assert_int_equal(close_and_see(&p, early, early_peer), 0);  /* kept the rule it matched */
+
+	snprintf(cmd, sizeof cmd, "stat --json %d", (int)p.pid);
+	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
+	assert_int_equal(h_json_num(out, "generation"), 2);
+	assert_string_equal(h_json_str(out, "policy"), good);
+	assert_int_equal(h_json_num(h_json_get(out, "closes"), "reset"), 1);
+	assert_int_equal(h_json_num(h_json_get(out, "closes"), "passthrough"), 3);
+	assert_int_equal(h_json_num(h_json_get(h_json_get(h_json_get(out, "rules"), "cut"), "closes"), "reset"), 1);
+
+	/* without -p: the process's own file, read again (generation 3) */
+	snprintf(cmd, sizeof cmd, "reload %d", (int)p.pid);
+	st = h_cp(&rd, cmd, out, sizeof out);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(want, sizeof want, "%d step_server: generation 3\n", (int)p.pid);
+	assert_string_equal(out, want);
+	/* its own file gone bad: checked first, refused, nothing sent */
+	write_policy(good, BAD);
+	st = h_cp(&rd, cmd, out, sizeof out);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), ECONNRESET); /* generation 3 in force */
+
+	/* a process not under the shim (this one): named, exit 1 */
+	write_policy(good, RESET);
+	snprintf(cmd, sizeof cmd, "reload -p %s %d", good, (int)getpid());
+	st = h_cp(&rd, cmd, out, sizeof out);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	snprintf(want, sizeof want, "closepolicy reload: %d: no counters file", (int)getpid());
+	assert_non_null(strstr(out, want));
+	h_exit_ok(&p);
+	h_rundir_remove(&rd);
+}
+
+/* `closepolicy run` over a shell that starts three more programs: one `policy loaded` line. */
+static void test_one_policy_line_per_run(void **state)
+{
+	(void)state;
+	struct h_proc p;
+	char out[4096];
+	h_shell(&p,
+		"printf 'version: 1\\nrules: []\\n' > \"$LOG.policy\"\n"
+		"$CP run -p \"$LOG.policy\" -l \"$LOG\" -- /bin/sh -c '/bin/true; /bin/true; /bin/true; :'\n",
+		out, sizeof out);
+	assert_int_equal(h_log_count(&p, "event=policy", "outcome=loaded", NULL), 1);
+	/* at debug level the children say it too */
+	h_finish(&p);
+	h_shell(&p,
+		"printf 'version: 1\\nlog: {level: debug}\\nrules: []\\n' > \"$LOG.policy\"\n"
+		"$CP run -p \"$LOG.policy\" -l \"$LOG\" -- /bin/sh -c '/bin/true; /bin/true; /bin/true; :'\n",
+		out, sizeof out);
+	assert_true(h_log_count(&p, "event=policy", "outcome=loaded", NULL) >= 4);
+	h_finish(&p);
+}
+
+/* log.rate 2: of 12 risky closes in a burst, at most 2 lines a second are written; the others
+ * are counted in `suppressed` lines (the last at exit) and, exactly, in the counters. */
+static void test_log_rate(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	h_rundir_make(&rd);
+	struct h_proc p;
+	h_spawn(&p, "version: 1\nlog: {rate: 2}\nrules:\n  - name: web\n    match: {role: server}\n", rd.env,
+		"step_server", NULL);
+	int port = (int)h_expect(&p, "port ", 5000);
+	enum { N = 12 };
+	for (int i = 0; i < N; i++) {
+		int peer = h_connect(port, 0);
+		h_send_all(peer, "hello and more", 14); /* 9 bytes stay unread: a risky close */
+		h_sayf(&p, "serve 5 10");
+		char line[64];
+		h_line(&p, line, sizeof line, 5000);
+		int fd = atoi(line + strlen("served "));
+		h_sayf(&p, "close %d", fd);
+		h_answer(&p, "close %d = 0 0", fd);
+		close(peer);
+	}
+	char cmd[64], out[16384];
+	snprintf(cmd, sizeof cmd, "stat --json %d", (int)p.pid);
+	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
+	assert_int_equal(h_json_num(out, "risk"), N);
+	assert_true(h_json_num(out, "log_dropped") > 0);
+	h_say(&p, "exit");
+	int st = h_wait(&p, 10000);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	int written = h_log_count(&p, "event=risk", NULL);
+	assert_true(written < N);
+	long suppressed = 0;
+	char *log = h_log(&p);
+	for (char *s = log; (s = strstr(s, "event=suppressed kind=risk count=")) != NULL; s++)
+		suppressed += atol(s + strlen("event=suppressed kind=risk count="));
+	free(log);
+	assert_int_equal(written + suppressed, N);
+	h_finish(&p);
+	h_rundir_remove(&rd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reload_passthrough_to_reset),
+		cmocka_unit_test(test_one_policy_line_per_run),
+		cmocka_unit_test(test_log_rate),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "shim/counters_file.h"
@@ -43,6 +44,8 @@ struct cp_stat_entry {
 /* Read the processes named (PIDs as text; none = every live one in dir) into *out (malloc'd),
  * summed by program with `summed`; *missing counts the named ones that could not be read (each
  * said on stderr). Returns the number of entries. */
+enum cp_stat_format { CP_STAT_TEXT, CP_STAT_JSON, CP_STAT_PROMETHEUS };
+void cp_stat_print(FILE *out, enum cp_stat_format fmt, const struct cp_stat_entry *es, size_t n, bool summed);
 size_t cp_stat_gather(const char *dir, char **names, int n_names, bool summed,
 		      struct cp_stat_entry **out, int *missing);
 

@@ -15,8 +15,6 @@ static const char *const ACTIONS[CP_CTR_ACTIONS] = { "passthrough", "graceful", 
 static const char *const DRAINS[] = CP_CTR_DRAIN_NAMES;
 static const char *const CALLS[] = CP_CTR_CALL_NAMES;
 
-enum format { TEXT, JSON, PROMETHEUS };
-
 static uint64_t sum(const uint64_t *v, size_t n)
 {
 	uint64_t s = 0;
@@ -319,6 +317,14 @@ static void print_prometheus(FILE *out, const struct cp_stat_entry *es, size_t n
 		prom_family(out, k, es, n, summed);
 }
 
+void cp_stat_print(FILE *out, enum cp_stat_format fmt, const struct cp_stat_entry *es, size_t n, bool summed)
+{
+	if (fmt == CP_STAT_PROMETHEUS)
+		print_prometheus(out, es, n, summed);
+	for (size_t k = 0; fmt != CP_STAT_PROMETHEUS && k < n; k++)
+		(fmt == CP_STAT_JSON ? print_json : print_text)(out, &es[k], summed);
+}
+
 /* ---- gathering ---- */
 
 #define MAX_PROCS 4096
@@ -375,14 +381,14 @@ size_t cp_stat_gather(const char *dir, char **names, int n_names, bool summed, s
 
 int cp_cli_stat(int argc, char **argv)
 {
-	enum format fmt = TEXT;
+	enum cp_stat_format fmt = CP_STAT_TEXT;
 	bool summed = false;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--json") == 0)
-			fmt = JSON;
+			fmt = CP_STAT_JSON;
 		else if (strcmp(argv[i], "--prometheus") == 0)
-			fmt = PROMETHEUS;
+			fmt = CP_STAT_PROMETHEUS;
 		else if (strcmp(argv[i], "--sum") == 0)
 			summed = true;
 		else if (strcmp(argv[i], "--") == 0) {
@@ -408,10 +414,7 @@ int cp_cli_stat(int argc, char **argv)
 		fprintf(stderr, "closepolicy stat: out of memory\n");
 		return 1;
 	}
-	if (fmt == PROMETHEUS)
-		print_prometheus(stdout, es, n, summed);
-	for (size_t k = 0; fmt != PROMETHEUS && k < n; k++)
-		(fmt == JSON ? print_json : print_text)(stdout, &es[k], summed);
+	cp_stat_print(stdout, fmt, es, n, summed);
 	free(es);
 	if (fflush(stdout) != 0)
 		return 1;

@@ -130,6 +130,50 @@ bool cp_ctrfile_live(pid_t pid, unsigned long ino)
 	return found;
 }
 
+int cp_ctrfile_dirs(struct cp_rundirs *d)
+{
+	d->n = 0;
+	int ret = cp_rundir(d->dir[0], sizeof d->dir[0], false);
+	int err = errno;
+	if (ret == 0)
+		d->n = 1;
+	if (geteuid() == 0 && secure_getenv("CLOSEPOLICY_RUNDIR") == NULL) {
+		DIR *shm = opendir("/dev/shm");
+		for (struct dirent *e; shm != NULL && (e = readdir(shm)) != NULL && d->n < CP_RUNDIRS_MAX;) {
+			char *end;
+			if (strncmp(e->d_name, "closepolicy-", 12) != 0)
+				continue;
+			unsigned long uid = strtoul(e->d_name + 12, &end, 10);
+			struct stat st;
+			if (*end != '\0' || fstatat(dirfd(shm), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISDIR(st.st_mode) || (st.st_mode & 022) != 0 || st.st_uid != uid)
+				continue;
+			snprintf(d->dir[d->n], sizeof d->dir[d->n], "/dev/shm/%s", e->d_name);
+			bool seen = false;
+			for (size_t i = 0; i < d->n; i++)
+				seen |= strcmp(d->dir[i], d->dir[d->n]) == 0;
+			if (!seen)
+				d->n++;
+		}
+		if (shm != NULL)
+			closedir(shm);
+	}
+	if (d->n == 0) {
+		errno = err;
+		return ret < 0 ? -1 : 0;
+	}
+	return 0;
+}
+
+const char *cp_ctrfile_dir_of(const struct cp_rundirs *d, pid_t pid)
+{
+	char path[600];
+	for (size_t i = 0; i < d->n; i++)
+		if (cp_rundir_file(path, sizeof path, d->dir[i], pid, "") && access(path, F_OK) == 0)
+			return d->dir[i];
+	return d->dir[0];
+}
+
 static int by_pid(const void *a, const void *b)
 {
 	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;

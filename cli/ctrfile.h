@@ -25,6 +25,20 @@ int cp_ctrfile_read(const char *dir, pid_t pid, struct cp_ctr_file *out, char *w
  * Returns the count (at most max), sorted. */
 size_t cp_ctrfile_list(const char *dir, pid_t *pids, size_t max);
 
+/* The directories to look in: the caller's run directory (rundir.h); for root without
+ * CLOSEPOLICY_RUNDIR also every other user's /dev/shm/closepolicy-UID (the workers of a server
+ * that gives up root, such as nginx's, make theirs there). A directory writable by others, or
+ * not owned by the user its name says, is skipped. */
+#define CP_RUNDIRS_MAX 32
+struct cp_rundirs {
+	size_t n;
+	char dir[CP_RUNDIRS_MAX][400];
+};
+/* 0; -1 with errno when the caller's own directory is unusable (ENOENT: none made yet). */
+int cp_ctrfile_dirs(struct cp_rundirs *d);
+/* The directory holding pid's file (the first, when none does). */
+const char *cp_ctrfile_dir_of(const struct cp_rundirs *d, pid_t pid);
+
 /* Whether pid maps the file with inode ino (a live process under the shim that made it). */
 bool cp_ctrfile_live(pid_t pid, unsigned long ino);
 
@@ -46,7 +60,7 @@ struct cp_stat_entry {
  * said on stderr). Returns the number of entries. */
 enum cp_stat_format { CP_STAT_TEXT, CP_STAT_JSON, CP_STAT_PROMETHEUS };
 void cp_stat_print(FILE *out, enum cp_stat_format fmt, const struct cp_stat_entry *es, size_t n, bool summed);
-size_t cp_stat_gather(const char *dir, char **names, int n_names, bool summed,
+size_t cp_stat_gather(const struct cp_rundirs *dirs, char **names, int n_names, bool summed,
 		      struct cp_stat_entry **out, int *missing);
 
 #endif

@@ -195,9 +195,9 @@ int cp_cli_reload(int argc, char **argv)
 		if (!check_policy(abs))
 			return 2;
 	}
-	char dir[400];
-	if (cp_rundir(dir, sizeof dir, false) < 0) {
-		fprintf(stderr, "closepolicy reload: the run directory %s: %s\n", dir, strerror(errno));
+	static struct cp_rundirs dirs;
+	if (cp_ctrfile_dirs(&dirs) < 0 || dirs.n == 0) {
+		fprintf(stderr, "closepolicy reload: the run directory %s: %s\n", dirs.dir[0], strerror(errno));
 		return 1;
 	}
 	struct target *ts = calloc((size_t)n, sizeof *ts);
@@ -213,7 +213,7 @@ int cp_cli_reload(int argc, char **argv)
 			return 2;
 		}
 		ts[i].pid = (pid_t)v;
-		if (open_target(dir, &ts[i]) < 0)
+		if (open_target(cp_ctrfile_dir_of(&dirs, ts[i].pid), &ts[i]) < 0)
 			failed++;
 	}
 	/* every process's policy is checked before any request goes out */

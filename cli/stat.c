@@ -329,14 +329,15 @@ void cp_stat_print(FILE *out, enum cp_stat_format fmt, const struct cp_stat_entr
 
 #define MAX_PROCS 4096
 
-size_t cp_stat_gather(const char *dir, char **names, int n_names, bool summed, struct cp_stat_entry **out,
-		      int *missing)
+size_t cp_stat_gather(const struct cp_rundirs *dirs, char **names, int n_names, bool summed,
+		      struct cp_stat_entry **out, int *missing)
 {
 	static pid_t pids[MAX_PROCS];
 	size_t n = 0;
 	*missing = 0;
 	if (n_names == 0) {
-		n = cp_ctrfile_list(dir, pids, MAX_PROCS);
+		for (size_t d = 0; d < dirs->n; d++)
+			n += cp_ctrfile_list(dirs->dir[d], pids + n, MAX_PROCS - n);
 	} else {
 		for (int i = 0; i < n_names && n < MAX_PROCS; i++) {
 			char *end;
@@ -354,7 +355,9 @@ size_t cp_stat_gather(const char *dir, char **names, int n_names, bool summed, s
 	char why[400];
 	for (size_t i = 0; es != NULL && i < n; i++) {
 		struct cp_stat_entry *e = &es[m];
-		if (cp_ctrfile_read(dir, pids[i], &e->f, why, sizeof why) < 0) {
+		if (dirs->n == 0 || cp_ctrfile_read(cp_ctrfile_dir_of(dirs, pids[i]), pids[i], &e->f, why, sizeof why) < 0) {
+			if (dirs->n == 0)
+				snprintf(why, sizeof why, "no counters file: no process under the shim has made one");
 			if (n_names > 0) { /* a process named on the command line: say why */
 				fprintf(stderr, "closepolicy: %d: %s\n", (int)pids[i], why);
 				(*missing)++;
@@ -400,16 +403,14 @@ int cp_cli_stat(int argc, char **argv)
 			return 2;
 		}
 	}
-	char dir[400];
-	if (cp_rundir(dir, sizeof dir, false) < 0) {
-		if (errno == ENOENT) /* no process has made a counters file yet */
-			return 0;
-		fprintf(stderr, "closepolicy stat: the run directory %s: %s\n", dir, strerror(errno));
+	static struct cp_rundirs dirs;
+	if (cp_ctrfile_dirs(&dirs) < 0 && errno != ENOENT) { /* ENOENT: no file made yet */
+		fprintf(stderr, "closepolicy stat: the run directory %s: %s\n", dirs.dir[0], strerror(errno));
 		return 1;
 	}
 	struct cp_stat_entry *es;
 	int missing;
-	size_t n = cp_stat_gather(dir, argv + i, argc - i, summed, &es, &missing);
+	size_t n = cp_stat_gather(&dirs, argv + i, argc - i, summed, &es, &missing);
 	if (es == NULL) {
 		fprintf(stderr, "closepolicy stat: out of memory\n");
 		return 1;

@@ -221,9 +221,9 @@ int cp_cli_top(int argc, char **argv)
 			goto usage;
 		}
 	}
-	char dir[400];
-	if (cp_rundir(dir, sizeof dir, false) < 0 && errno != ENOENT) {
-		fprintf(stderr, "closepolicy top: the run directory %s: %s\n", dir, strerror(errno));
+	static struct cp_rundirs dirs;
+	if (cp_ctrfile_dirs(&dirs) < 0 && errno != ENOENT) {
+		fprintf(stderr, "closepolicy top: the run directory %s: %s\n", dirs.dir[0], strerror(errno));
 		return 1;
 	}
 	bool tty = isatty(1) && isatty(0) && !once;
@@ -246,7 +246,7 @@ int cp_cli_top(int argc, char **argv)
 	size_t n_before = 0;
 	double t_before = now_s();
 	int missing, status = 0;
-	n_before = cp_stat_gather(dir, argv + i, argc - i, false, &before, &missing);
+	n_before = cp_stat_gather(&dirs, argv + i, argc - i, false, &before, &missing);
 	if (missing)
 		status = 1;
 	while (!stop) {
@@ -254,7 +254,7 @@ int cp_cli_top(int argc, char **argv)
 		if (stop)
 			break;
 		struct cp_stat_entry *now;
-		size_t n = cp_stat_gather(dir, argv + i, argc - i, false, &now, &missing);
+		size_t n = cp_stat_gather(&dirs, argv + i, argc - i, false, &now, &missing);
 		double t = now_s();
 		struct row *rows = calloc(n ? n : 1, sizeof *rows);
 		if (now == NULL || rows == NULL) {

@@ -108,7 +108,7 @@ static bool take(const char *req, char *why, size_t size)
 		else if (diag->count > 0)
 			cp_diag_format(diag, 0, why, size);
 		else
-			snprintf(why, size, "%s: the policy was rejected", path);
+			snprintf(why, size, "%.300s: the policy was rejected", path);
 		cp_event_policy_error(path, why);
 		free(diag);
 		free(m);

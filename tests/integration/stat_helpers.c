@@ -215,7 +215,7 @@ static void sample(struct prom_state *st, const char *line, struct h_prom_check 
 	int fam = family_of(st, line, nlen, &suffix);
 	if (fam < 0)
 		fail_msg("sample of a family with no # TYPE before it: %s", line);
-	char le[64] = "";
+	char le[256] = "";
 	char without_le[512];
 	size_t wl = 0;
 	if (*s == '{') {

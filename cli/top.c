@@ -136,8 +136,8 @@ static void print_rows(FILE *out, struct row *rows, size_t n)
 	if (localtime_r(&t, &tm) != NULL)
 		strftime(when, sizeof when, "%H:%M:%S", &tm);
 	static const char *const sorts[] = { "closes", "risk", "drains", "epipe", "pid" };
-	fprintf(out, "closepolicy top %s  %zu process%s  closes/s by action  sort %s  (q; c r d e p)\n", when,
-		n, n == 1 ? "" : "es", sorts[sort_key]);
+	fprintf(out, "closepolicy top %s  %zu process%s  per second  sort: %s  [q c r d e p]\n", when, n,
+		n == 1 ? "" : "es", sorts[sort_key]);
 	fprintf(out, COLS, "PID", "PROGRAM", "PASS", "GRACE", "LINGER", "RESET", "RISK/s", "DRAIN", "EPIPE/s",
 		"SIGP/s", "P50", "P99");
 	qsort(rows, n, sizeof *rows, compare);

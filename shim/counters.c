@@ -172,9 +172,9 @@ struct cp_ctr_file *cp_ctr(void)
 
 void cp_ctr_ensure(void)
 {
-	if (__atomic_load_n(&mine, __ATOMIC_ACQUIRE) != NULL)
+	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == READY && cp_reload_thread_started())
 		return;
-	struct cp_ctr_file *f = slow();
+	struct cp_ctr_file *f = cp_ctr(); /* a forked worker may have made it at a count */
 	if (f != &early)
 		cp_reload_thread_start(f);
 }
@@ -247,7 +247,8 @@ void cp_ctr_drain(const char *outcome, uint64_t ms, int err)
 	static const char *const names[] = CP_CTR_DRAIN_NAMES;
 	struct cp_ctr_file *f = cp_ctr();
 	unsigned k = CP_DRAIN_ERROR;
-	for (unsigned i = 0; err == 0 && i < CP_DRAIN_ERROR; i++)
+	(void)err; /* a read error ends a drain as "reset" or the like: counted by its outcome */
+	for (unsigned i = 0; i < CP_DRAIN_ERROR; i++)
 		if (strcmp(outcome, names[i]) == 0)
 			k = i;
 	cp_ctr_add(&f->drains[k], 1);

@@ -148,6 +148,11 @@ static void *serve(void *arg)
 	}
 }
 
+bool cp_reload_thread_started(void)
+{
+	return __atomic_load_n(&started, __ATOMIC_ACQUIRE) != 0;
+}
+
 void cp_reload_thread_start(struct cp_ctr_file *f)
 {
 	if (__atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
@@ -169,11 +174,9 @@ void cp_reload_thread_start(struct cp_ctr_file *f)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err == 0)
 		thread = t;
-	if (err != 0) {
-		__atomic_store_n(&started, 0, __ATOMIC_RELEASE); /* the next TCP socket tries again */
+	if (err != 0) /* tried once: a retry at every connection would flood the log */
 		cp_event_error(-1, "cannot start the thread that answers closepolicy reload", err,
-			       "this process cannot be reloaded until a later TCP socket starts it");
-	}
+			       "this process cannot be reloaded; its counters are kept");
 }
 
 void cp_reload_after_fork(void)

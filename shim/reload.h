@@ -7,10 +7,13 @@
 #ifndef CLOSEPOLICY_RELOAD_H
 #define CLOSEPOLICY_RELOAD_H
 
+#include <stdbool.h>
+
 #include "shim/counters_file.h"
 
 /* Start the thread that answers reload requests written into f (once per process). */
 void cp_reload_thread_start(struct cp_ctr_file *f);
+bool cp_reload_thread_started(void);
 /* fork: the thread is not in the child; its own starts with its own counters file. */
 void cp_reload_after_fork(void);
 /* pthread_exit(): when main() leaves that way, the process must end with the program's last

@@ -67,6 +67,7 @@ void cp_track_socket(int fd, int domain, int type, int protocol)
 static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 			      const struct sockaddr *peer, socklen_t peer_len)
 {
+	cp_ctr_ensure(); /* a prefork server's worker: its own counters file and reload thread */
 	s->role = (uint8_t)role;
 	s->facts.role = role;
 	s->born_ns = cp_now_ns();

@@ -157,6 +157,9 @@ void cp_reload_thread_start(struct cp_ctr_file *f)
 {
 	if (__atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
 		return;
+	const char *off = secure_getenv("CLOSEPOLICY_RELOAD");
+	if (off != NULL && strcmp(off, "0") == 0) /* no thread: no reload (see README) */
+		return;
 	file = f;
 	/* requests written before this process existed are not ours */
 	__atomic_store_n(&f->done_seq, __atomic_load_n(&f->req_seq, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);

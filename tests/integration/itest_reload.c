@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,10 +124,58 @@ static void test_reload_passthrough_to_reset(void **state)
 	h_rundir_remove(&rd);
 }
 
+/* CLOSEPOLICY_RELOAD=0: no reload thread (for programs that must stay single-threaded): the
+ * command says the process did not answer (exit 1), the counters still work. */
+static void test_reload_off(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	h_rundir_make(&rd);
+	const char *env[] = { rd.var, "CLOSEPOLICY_RELOAD=0", NULL };
+	struct h_proc p;
+	h_spawn(&p, PASS, env, "step_server", NULL);
+	int port = (int)h_expect(&p, "port ", 5000);
+	int peer, fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), 0);
+	char task[64], cmd[300], out[4096];
+	snprintf(task, sizeof task, "/proc/%d/task", (int)p.pid);
+	struct stat st;
+	assert_int_equal(stat(task, &st), 0);
+	assert_int_equal(st.st_nlink, 3); /* one thread: the program's */
+	snprintf(cmd, sizeof cmd, "reload %d", (int)p.pid);
+	int s = h_cp(&rd, cmd, out, sizeof out);
+	assert_true(WIFEXITED(s) && WEXITSTATUS(s) == 1);
+	assert_non_null(strstr(out, "no answer within 2000 ms"));
+	snprintf(cmd, sizeof cmd, "stat --json %d", (int)p.pid);
+	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
+	assert_int_equal(h_json_num(h_json_get(out, "closes"), "passthrough"), 1);
+	h_exit_ok(&p);
+	h_rundir_remove(&rd);
+}
+
+/* main() leaving by pthread_exit: the shim's thread leaves too, the process ends. */
+static void test_main_pthread_exit_ends_the_process(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	h_rundir_make(&rd);
+	struct h_proc p;
+	h_spawn(&p, PASS, rd.env, "main_pthread_exit", NULL);
+	char line[64];
+	h_line(&p, line, sizeof line, 5000);
+	assert_string_equal(line, "ready");
+	int st = h_wait(&p, 5000);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	h_finish(&p);
+	h_rundir_remove(&rd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reload_passthrough_to_reset),
+		cmocka_unit_test(test_reload_off),
+		cmocka_unit_test(test_main_pthread_exit_ends_the_process),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -152,6 +152,19 @@ static void test_stat_json_counts_exactly(void **state)
 	assert_non_null(strstr(out, "step_server  pid"));
 	assert_non_null(strstr(out, "rule web"));
 
+	/* top without a terminal: one snapshot; every line within 80 columns */
+	snprintf(cmd, sizeof cmd, "top -d 0.1 --once %d", (int)p.pid);
+	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
+	assert_non_null(strstr(out, "closepolicy top "));
+	assert_non_null(strstr(out, "1 process "));
+	char row[64];
+	snprintf(row, sizeof row, "\n%-7dstep_serve", (int)p.pid);
+	assert_non_null(strstr(out, row));
+	assert_non_null(strstr(out, "\n        web "));
+	assert_non_null(strstr(out, "\n        out "));
+	for (char *s = out, *nl; (nl = strchr(s, '\n')) != NULL; s = nl + 1)
+		assert_true(nl - s <= 80);
+
 	close(lfd);
 	h_exit_ok(&p);
 	/* removed at exit */
@@ -230,12 +243,46 @@ static void test_stale_files_removed(void **state)
 	h_rundir_remove(&rd);
 }
 
+/* top in a terminal (a tmux pane of 80 columns): the process's line appears, p sorts by PID,
+ * nothing is wider than the terminal, q quits. */
+static void test_top_in_a_terminal(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	h_rundir_make(&rd);
+	struct h_proc p;
+	h_spawn(&p, POLICY, rd.env, "step_server", NULL);
+	int port = (int)h_expect(&p, "port ", 5000);
+	serve_graceful(&p, port);
+	char script[2048], out[4096];
+	snprintf(script, sizeof script,
+		 "S=cp-itest-$$; T=\"tmux -L $S\"\n"
+		 "wait_for() { i=0; until eval \"$1\"; do i=$((i+1)); [ $i -lt 200 ] || { echo \"timeout: $1\"; "
+		 "$T capture-pane -p; $T kill-server; exit 3; }; sleep 0.05; done; }\n"
+		 "$T new-session -d -x 80 -y 20 \"exec '%s' top %d\" || exit 2\n"
+		 "wait_for '$T capture-pane -p | grep -q \"^%d  *step_serve\"'\n"
+		 "$T send-keys p\n"
+		 "wait_for '$T capture-pane -p | grep -q \"sort: pid\"'\n"
+		 "$T capture-pane -p | awk 'length > 80 { exit 4 }' || exit 4\n"
+		 "$T send-keys q\n"
+		 "wait_for '! $T has-session 2>/dev/null'\n"
+		 "echo ok\n",
+		 h_build_path("closepolicy"), (int)p.pid, (int)p.pid);
+	int st = h_run((const char *[]){ "/bin/sh", "-c", script, NULL }, rd.env, out, sizeof out, 30000);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("top in tmux: status %#x, output:\n%s", st, out);
+	assert_string_equal(out, "ok\n");
+	h_exit_ok(&p);
+	h_rundir_remove(&rd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stat_json_counts_exactly),
 		cmocka_unit_test(test_prometheus_parses),
 		cmocka_unit_test(test_stale_files_removed),
+		cmocka_unit_test(test_top_in_a_terminal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

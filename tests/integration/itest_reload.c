@@ -6,12 +6,19 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "shim/counters_file.h"
 
 #include "stat_helpers.h"
 
@@ -124,6 +131,56 @@ static void test_reload_passthrough_to_reset(void **state)
 	h_rundir_remove(&rd);
 }
 
+/* A request the process itself refuses (here written straight into its counters file, as when
+ * the file changes between the command's check and the process's load): the old policy stays,
+ * the refusal is counted and logged, and the answer says so. */
+static void test_process_refuses_a_bad_policy(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	h_rundir_make(&rd);
+	struct h_proc p;
+	h_spawn(&p, PASS, rd.env, "step_server", NULL);
+	int port = (int)h_expect(&p, "port ", 5000);
+	int peer, fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), 0);
+	char bad[200], path[200];
+	snprintf(bad, sizeof bad, "%s/bad.yaml", p.dir);
+	write_policy(bad, BAD);
+	snprintf(path, sizeof path, "%s/%d", rd.dir, (int)p.pid);
+	int cfd = open(path, O_RDWR);
+	assert_true(cfd >= 0);
+	struct cp_ctr_file *f = mmap(NULL, sizeof *f, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+	assert_true(f != MAP_FAILED);
+	close(cfd);
+	strcpy(f->req_path, bad);
+	uint32_t seq = __atomic_add_fetch(&f->req_seq, 1, __ATOMIC_ACQ_REL);
+	syscall(SYS_futex, &f->req_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+	for (uint32_t done; (done = __atomic_load_n(&f->done_seq, __ATOMIC_ACQUIRE)) != seq;) {
+		struct timespec ts = { 5, 0 };
+		assert_int_not_equal(syscall(SYS_futex, &f->done_seq, FUTEX_WAIT, done, &ts, NULL, 0) < 0 &&
+					     errno == ETIMEDOUT,
+				     1);
+	}
+	assert_int_equal(f->done_ok, 0);
+	assert_int_equal(f->rejected, 1);
+	assert_int_equal(f->generation, 1);
+	assert_non_null(strstr(f->last_error, "unknown key acton"));
+	munmap(f, sizeof *f);
+	char *l = h_log_wait(&p, 5000, "event=policy", "outcome=rejected", "unknown key acton", NULL);
+	assert_non_null(l);
+	free(l);
+	fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), 0); /* still passthrough */
+	char cmd[64], out[8192];
+	snprintf(cmd, sizeof cmd, "stat --json %d", (int)p.pid);
+	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
+	assert_int_equal(h_json_num(out, "rejected"), 1);
+	assert_non_null(strstr(h_json_str(out, "last_error"), "unknown key acton"));
+	h_exit_ok(&p);
+	h_rundir_remove(&rd);
+}
+
 /* CLOSEPOLICY_RELOAD=0: no reload thread (for programs that must stay single-threaded): the
  * command says the process did not answer (exit 1), the counters still work. */
 static void test_reload_off(void **state)
@@ -174,6 +231,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reload_passthrough_to_reset),
+		cmocka_unit_test(test_process_refuses_a_bad_policy),
 		cmocka_unit_test(test_reload_off),
 		cmocka_unit_test(test_main_pthread_exit_ends_the_process),
 	};

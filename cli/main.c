@@ -9,7 +9,7 @@ static const char usage[] =
 	"       closepolicy check POLICY\n"
 	"       closepolicy report [LOG|-]\n"
 	"       closepolicy stat [--json | --prometheus] [--sum] [PID...]\n"
-	"       closepolicy top [--sort closes|risk|drains|epipe|pid] [--once] [PID...]\n"
+	"       closepolicy top [--sort closes|risk|drains|epipe|pid] [-d SECONDS] [--once] [PID...]\n"
 	"       closepolicy reload [-p POLICY] PID...\n"
 	"       closepolicy --version | --help\n";
 

@@ -77,7 +77,8 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name $(LIB_DEFS) -o $@ $^ $(YAML_LIBS) -ldl -lpthread
-$(CMD): $(CLI_OBJ) $(POLICY_OBJ)
+# the command finds the counters files where the shim makes them (shim/rundir.c)
+$(CMD): $(CLI_OBJ) $(POLICY_OBJ) $(BUILD)/obj/shim/rundir.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_OBJ) | $(DEPS_OK)
@@ -88,6 +89,10 @@ $(BUILD)/tests/test_load_changing: tests/unit/test_load_changing.c $(POLICY_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wl,--wrap=pread -MMD -MP -o $@ $< $(POLICY_OBJ) $(CMOCKA_LIBS) $(YAML_LIBS)
 $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
+# the live-view tests share their JSON and Prometheus readers
+$(BUILD)/tests/itest_stat $(BUILD)/tests/itest_reload $(BUILD)/tests/itest_quiet: $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c tests/integration/stat_helpers.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
 $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
@@ -121,9 +126,10 @@ unit: $(UNIT_BIN) $(CMD)
 # SIGPIPE handlers chained in threads). Left out, each for a reason: tests that run system
 # programs under the shim (run, exec_fds, run_warnings, sigpipe_system), and tests whose
 # step_server stands in for pthread_create, which the TSan runtime must see for every thread
-# (ownfd, nothread).
+# (ownfd, nothread). itest_quiet runs /bin/sh under the shim (the relative log path test, which
+# does too, lives in itest_run for that reason).
 TSAN_SKIP := itest_run itest_exec_fds itest_run_warnings itest_sigpipe_system itest_ownfd \
-	     itest_nothread
+	     itest_nothread itest_quiet
 ifeq ($(SAN),thread)
 ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP)),$(ITEST_BIN))
 else
@@ -219,8 +225,15 @@ build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(YAML_CFLAGS) -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $^ $(YAML_LIBS)
+# the counters-file reader of stat and top, against hostile files (half the time of a run)
+build-fuzz/fuzz_counters: tests/fuzz/fuzz_counters.c cli/ctrfile.c cli/stat.c shim/rundir.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $^
 .PHONY: fuzz
-fuzz: build-fuzz/fuzz_policy
-	@mkdir -p build-fuzz/corpus
+fuzz: build-fuzz/fuzz_policy build-fuzz/fuzz_counters
+	@mkdir -p build-fuzz/corpus build-fuzz/corpus-counters
 	build-fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
 		-dict=tests/fuzz/policy.dict -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus
+	build-fuzz/fuzz_counters -max_total_time=$$(( ($(FUZZ_SECONDS) + 1) / 2 )) -timeout=5 -rss_limit_mb=2048 \
+		-artifact_prefix=build-fuzz/counters- -print_final_stats=1 build-fuzz/corpus-counters

@@ -136,6 +136,11 @@ int cp_cli_run(int argc, char **argv)
 	    (dry_run && set_env("CLOSEPOLICY_DRY_RUN", "1") != 0) || export_preload() != 0)
 		return 2;
 	cp_cli_warn_unpreloadable(argv[i]);
+	/* COMMAND keeps this PID: it says `policy loaded` at info, the processes it starts at debug */
+	char pid[24];
+	snprintf(pid, sizeof pid, "%d", (int)getpid());
+	if (set_env("CLOSEPOLICY_ANNOUNCE", pid) != 0)
+		return 2;
 	execvp(argv[i], argv + i);
 	int err = errno;
 	fprintf(stderr, "closepolicy run: %s: %s\n", argv[i], strerror(err));

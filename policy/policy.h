@@ -71,6 +71,7 @@ struct cp_policy {
 		char *path; /* CP_LOG_FILE only */
 		enum cp_log_format format;
 		enum cp_log_level level;
+		uint32_t rate; /* lines a second per event kind; 0 = no limit */
 	} log;
 	size_t n_rules;
 	struct cp_rule *rules;

@@ -13,6 +13,7 @@
 
 #include "shim/actions.h"
 #include "shim/config.h"
+#include "shim/counters.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/exitpath.h"
@@ -211,6 +212,7 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 	if (risk_linger0)
 		cp_event_risk(&c, "SO_LINGER {on, 0} set by the program: the close sends RST");
 
+	cp_ctr_close(&c);
 	int err = 0;
 	switch (c.dry_run ? CP_ACTION_PASSTHROUGH : c.action) {
 	case CP_ACTION_GRACEFUL:

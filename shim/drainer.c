@@ -23,6 +23,7 @@
 
 #include "shim/actions.h"
 #include "shim/config.h"
+#include "shim/counters.h"
 #include "shim/events.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
@@ -76,7 +77,7 @@ bool cp_drain_reserve(void)
 	unsigned n = atomic_load(&in_progress);
 	do {
 		if (n >= max)
-			return false;
+			return cp_ctr_max_draining_hit(), false;
 	} while (!atomic_compare_exchange_weak(&in_progress, &n, n + 1));
 	return true;
 }

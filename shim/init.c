@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shim/counters.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/inherit.h"
@@ -132,6 +133,7 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
 	cp_log_after_fork();
+	cp_ctr_after_fork();
 	cp_drain_atfork_child();
 	cp_sock_atfork_after();
 	cp_refs_fork_child();

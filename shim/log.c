@@ -11,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shim/counters.h"
 #include "shim/ownfd.h"
+#include "shim/quiet.h"
 #include "shim/real.h"
 #include "shim/sigpipe.h"
 
@@ -229,6 +231,7 @@ void cp_log_begin(struct cp_log_line *l, enum cp_log_level level, const char *ev
 	l->len = 0;
 	l->full = false;
 	l->level = level;
+	l->event = event;
 	l->json = cfg.format == CP_FORMAT_JSON;
 	if (l->json) {
 		puts_(l, "{\"ts\":");
@@ -425,6 +428,9 @@ static void fall_back(int fd, int err, const char *what, const struct cp_log_lin
 
 void cp_log_end(struct cp_log_line *l)
 {
+	if (!cp_quiet_admit(l->event)) /* log.rate; counted as dropped */
+		return;
+	cp_ctr_log_line(true);
 	int saved = errno;
 	if (!l->json) {
 		cp_log_str(l, "program", cfg.program);

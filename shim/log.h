@@ -18,6 +18,7 @@ struct cp_log_line {
 	size_t len;
 	bool json, full;
 	enum cp_log_level level;
+	const char *event;
 };
 
 /* Where and how to write. target/format/level come from the policy, with the environment's

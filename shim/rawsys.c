@@ -19,6 +19,7 @@
 
 #include "shim/exitpath.h"
 #include "shim/real.h"
+#include "shim/reload.h"
 
 int close_range(unsigned int first, unsigned int last, int flags);
 
@@ -90,6 +91,7 @@ long cp_syscall(long number, const long a[6])
 	case SYS_exit_group:
 		_exit(INT(0));
 	case SYS_exit:
+		cp_reload_main_leaving();
 		if (only_thread())
 			cp_exit_run();
 		return cp_real_syscall6(number, a);

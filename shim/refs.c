@@ -95,6 +95,11 @@ void cp_refs_init(const struct cp_policy *p)
 			policy_can_act = true;
 }
 
+void cp_refs_policy_can_act(void)
+{
+	__atomic_store_n(&policy_can_act, true, __ATOMIC_RELAXED);
+}
+
 bool cp_refs_tracking(void)
 {
 	return tracking;

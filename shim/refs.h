@@ -36,6 +36,8 @@ enum cp_last {
  * acts at its own last close, as a naive shim would; for the tests that prove the tracking). */
 void cp_refs_init(const struct cp_policy *p);
 bool cp_refs_tracking(void);
+/* A reloaded policy has a rule that acts: count from now on. */
+void cp_refs_policy_can_act(void);
 
 /* Around taking a table entry and releasing it, or storing a new one. Reentrant. */
 void cp_refs_gate_enter(void);

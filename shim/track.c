@@ -10,6 +10,7 @@
 #include "shim/actions.h"
 #include "shim/close.h"
 #include "shim/config.h"
+#include "shim/counters.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/fdtable.h"
@@ -56,6 +57,7 @@ void cp_track_socket(int fd, int domain, int type, int protocol)
 		s = cp_sock_new();
 		if (s != NULL)
 			s->kind = CP_KIND_TCP;
+		cp_ctr_ensure();
 	}
 	store(fd, s);
 	errno = saved;
@@ -65,6 +67,7 @@ void cp_track_socket(int fd, int domain, int type, int protocol)
 static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 			      const struct sockaddr *peer, socklen_t peer_len)
 {
+	cp_ctr_ensure(); /* a prefork server's worker: its own counters file and reload thread */
 	s->role = (uint8_t)role;
 	s->facts.role = role;
 	s->born_ns = cp_now_ns();
@@ -77,7 +80,7 @@ static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 	 * need it later, when getpeername no longer answers. */
 	if (s->facts.peer.family == 0 && peer != NULL)
 		cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
-	s->rule = cp_matcher_match(&cp_cfg.matcher, &s->facts);
+	s->rule = cp_matcher_match(cp_cfg_matcher(), &s->facts);
 	/* The identity to check before anything destructive; a rule that never acts needs none.
 	 * An accepted socket's is its peer. A connected one's peer may differ from what the
 	 * program named (0.0.0.0 reaches 127.0.0.1): its cookie. */

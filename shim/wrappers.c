@@ -4,6 +4,7 @@
  * Calls on the shim's own descriptors get EBADF, as they would without the shim. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include "shim/rawsys.h"
 #include "shim/real.h"
 #include "shim/refs.h"
+#include "shim/reload.h"
 #include "shim/sigdisp.h"
 #include "shim/track.h"
 #include "shim/writes.h"
@@ -64,6 +66,12 @@ EXPORT pid_t fork(void)
 EXPORT pid_t vfork(void)
 {
 	return cp_fork();
+}
+
+/* main() leaving by pthread_exit: the shim's reload thread leaves too (reload.h). */
+EXPORT void pthread_exit(void *ret)
+{
+	cp_reload_pthread_exit(ret);
 }
 
 /* ---- exec and spawn: the new image learns which sockets it inherits (inherit.h) ---- */

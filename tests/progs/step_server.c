@@ -48,11 +48,15 @@ static volatile int threads_fail;
 int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
+	typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 	if (threads_fail)
 		return EAGAIN;
-	int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
-		(int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(RTLD_NEXT,
-											    "pthread_create");
+	/* under ThreadSanitizer its interceptor, which must see every thread; else the C library's */
+	create_fn real = (create_fn)dlsym(RTLD_DEFAULT, "__interceptor_pthread_create");
+	if (real == NULL)
+		real = (create_fn)dlsym(RTLD_DEFAULT, "___interceptor_pthread_create");
+	if (real == NULL)
+		real = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
 	return real ? real(t, attr, fn, arg) : ENOSYS;
 }
 

@@ -17,7 +17,12 @@ enum cp_log_level cp_quiet_load_level(void)
 	const char *announce = secure_getenv("CLOSEPOLICY_ANNOUNCE");
 	if (announce == NULL || *announce == '\0')
 		return CP_LEVEL_INFO;
-	return atol(announce) == (long)getpid() ? CP_LEVEL_INFO : CP_LEVEL_DEBUG;
+	if (atol(announce) != (long)getpid())
+		return CP_LEVEL_DEBUG;
+	/* said once: an image this one executes has the same PID (env, a #! interpreter, pyenv's
+	 * shims), and says it at debug like the other processes of the tree */
+	setenv("CLOSEPOLICY_ANNOUNCE", "said", 1);
+	return CP_LEVEL_INFO;
 }
 
 /* One window per event kind: the second it counts, lines admitted, lines dropped. */

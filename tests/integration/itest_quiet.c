@@ -22,6 +22,13 @@ static void test_one_policy_line_per_run(void **state)
 		"$CP run -p \"$LOG.policy\" -l \"$LOG\" -- /bin/sh -c '/bin/true; /bin/true; /bin/true; :'\n",
 		out, sizeof out);
 	assert_int_equal(h_log_count(&p, "event=policy", "outcome=loaded", NULL), 1);
+	h_finish(&p);
+	/* images executed in the same process (env, a #! interpreter) keep the same PID: still one */
+	h_shell(&p,
+		"printf 'version: 1\\nrules: []\\n' > \"$LOG.policy\"\n"
+		"$CP run -p \"$LOG.policy\" -l \"$LOG\" -- /bin/sh -c 'exec /usr/bin/env /bin/sh -c /bin/true'\n",
+		out, sizeof out);
+	assert_int_equal(h_log_count(&p, "event=policy", "outcome=loaded", NULL), 1);
 	/* at debug level the children say it too */
 	h_finish(&p);
 	h_shell(&p,

@@ -74,7 +74,7 @@ static bool forget_epoll(int fd, struct cp_sock *s)
 
 /* Peeking costs a call on every close and saves three (shutdown, copy, the drainer's read) where
  * the peer closed first: worth it while at least a third of peeks find the peer gone. A score over
- * recent peeks decides (+8 for a hit, -4 for a miss); at zero, one close in 16 peeks again, to
+ * recent peeks decides (+8 for a hit, -4 for a miss); at zero, one close in 64 peeks again, to
  * notice when the ending changes. (At level info, TCP_INFO answers the same question for free.) */
 static atomic_int peek_score = 16;
 static atomic_uint peek_skipped;
@@ -82,7 +82,7 @@ static atomic_uint peek_skipped;
 static bool peek_worth_it(void)
 {
 	return atomic_load_explicit(&peek_score, memory_order_relaxed) > 0 ||
-	       (atomic_fetch_add_explicit(&peek_skipped, 1, memory_order_relaxed) & 15) == 0;
+	       (atomic_fetch_add_explicit(&peek_skipped, 1, memory_order_relaxed) & 63) == 0;
 }
 
 static void peek_learn(bool hit)

@@ -29,7 +29,7 @@
 #include "shim/ownfd.h"
 #include "shim/real.h"
 
-#define FIRST_READ_NS 2000000u /* a socket's first read waits this long after its FIN left */
+#define FIRST_READ_NS 2000000u /* a socket's first read waits at least this long after its FIN */
 #define BUSY_TICK_MS 10        /* with work done lately, new sockets are looked for this often */
 #define BUSY_SPELL_MS 100      /* "lately" */
 #define IDLE_TICK_MS 100       /* after that, until the thread exits */
@@ -273,9 +273,8 @@ static void first_read(struct cp_drain *d, uint64_t now)
 		watch(d, now);
 }
 
-/* Read the queued sockets whose time has come (all of them: `all`); return the ms until the
- * next one's (-1: none waiting). */
-static int read_fresh(uint64_t now, bool all)
+/* Read the queued sockets whose time has come (all of them: `all`). */
+static void read_fresh(uint64_t now, bool all)
 {
 	while (fresh != NULL && (all || fresh->start_ns + FIRST_READ_NS <= now)) {
 		struct cp_drain *d = fresh;
@@ -284,9 +283,6 @@ static int read_fresh(uint64_t now, bool all)
 			fresh_tail = NULL;
 		first_read(d, now);
 	}
-	if (fresh == NULL)
-		return -1;
-	return (int)((fresh->start_ns + FIRST_READ_NS - now + 999999u) / 1000000u);
 }
 
 /* Watch d again after its one-shot event brought data but no EOF. */
@@ -360,8 +356,8 @@ static int round_locked(const struct epoll_event *evs, int n, bool read_all)
 	for (int i = 0; i < n; i++)
 		on_readable(evs[i].data.ptr, now);
 	take_pending();
-	int due = read_fresh(now, read_all);
-	due = min_timeout(due, expire(now));
+	read_fresh(now, read_all); /* the others wait for the next tick */
+	int due = expire(now);
 	end_round();
 	return due;
 }
@@ -393,7 +389,8 @@ static void *drainer_main(void *arg)
 		}
 		pthread_mutex_unlock(&active_lock);
 
-		/* close() does not wake the thread: new sockets are looked for on a tick */
+		/* close() does not wake the thread: new sockets are looked for on a tick, and one due
+		 * for its first read waits for the next (a round per tick, however many closes) */
 		int tick = quiet_ms < BUSY_SPELL_MS ? BUSY_TICK_MS : IDLE_TICK_MS;
 		n = epoll_wait(atomic_load(&epfd), evs, MAX_EVENTS, min_timeout(due, tick));
 		if (n < 0)

@@ -76,6 +76,8 @@ struct cp_sock {
 	struct cp_epreg epreg[CP_EPREG_MAX];
 
 	struct cp_drain drain;
+	/* a listener: its local address, asked once (0 not yet, 1 being asked, 2 in facts.local) */
+	atomic_int listen_local;
 };
 
 /* The table's marker for the shim's own descriptors (log, drainer, drain copies). */

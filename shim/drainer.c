@@ -348,15 +348,15 @@ static int min_timeout(int a, int b)
 	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
-/* One round under active_lock: what epoll reported, the new sockets, the deadlines, the lines.
- * Returns the ms until something is due (-1: nothing). */
-static int round_locked(const struct epoll_event *evs, int n, bool read_all)
+/* The thread's round under active_lock: what epoll reported, the new sockets, the deadlines, the
+ * lines. Returns the ms until a deadline (-1: none). */
+static int round_locked(const struct epoll_event *evs, int n)
 {
 	uint64_t now = cp_now_ns();
 	for (int i = 0; i < n; i++)
 		on_readable(evs[i].data.ptr, now);
 	take_pending();
-	read_fresh(now, read_all); /* the others wait for the next tick */
+	read_fresh(now, false); /* the others wait for the next tick */
 	int due = expire(now);
 	end_round();
 	return due;
@@ -370,7 +370,7 @@ static void *drainer_main(void *arg)
 	uint64_t busy_at = cp_now_ns();
 	for (;;) {
 		pthread_mutex_lock(&active_lock);
-		int due = round_locked(evs, n, false);
+		int due = round_locked(evs, n);
 		bool idle = fresh == NULL && active == NULL;
 		uint64_t now = cp_now_ns();
 		if (!idle)
@@ -538,9 +538,13 @@ static void cut_at_exit(uint64_t now)
 void cp_drain_finish_at_exit(uint64_t deadline_ns)
 {
 	atomic_store(&exit_waiting, 1);
-	/* the sockets closed just before exit need not wait for the thread's tick */
+	/* the sockets closed just before exit need not wait for the thread's tick. Only those not
+	 * watched yet: a watched one may be in the events the thread holds, and only the thread
+	 * ends those. */
 	if (atomic_load(&in_progress) != 0 && pthread_mutex_trylock(&active_lock) == 0) {
-		(void)round_locked(NULL, 0, true);
+		take_pending();
+		read_fresh(cp_now_ns(), true);
+		end_round();
 		pthread_mutex_unlock(&active_lock);
 	}
 	for (;;) {

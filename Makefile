@@ -114,9 +114,9 @@ unit: $(UNIT_BIN) $(CMD)
 # SIGPIPE handlers chained in threads). Left out, each for a reason: tests that run system
 # programs under the shim (run, exec_fds, run_warnings, sigpipe_system), and tests whose
 # step_server stands in for pthread_create, which the TSan runtime must see for every thread
-# (ownfd, nothread).
+# (ownfd, nothread, identity_graceful).
 TSAN_SKIP := itest_run itest_exec_fds itest_run_warnings itest_sigpipe_system itest_ownfd \
-	     itest_nothread
+	     itest_nothread itest_identity_graceful
 ifeq ($(SAN),thread)
 ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP)),$(ITEST_BIN))
 else

@@ -1,7 +1,8 @@
 /* close() as the program sees it, per action: the time a server thread spends in close() of an
  * accepted, idle connection, bare and preloaded with each action, in the same run (the median
- * close of each run, the best of 5 interleaved runs). Graceful twice: closes back to back, the
- * drainer busy (awake), and closes 20 ms apart, the drainer asleep between them. */
+ * close of each run, the best of 5 interleaved runs). Graceful three times: closes back to back,
+ * the drainer busy (awake); 20 ms apart, the drainer asleep in its tick between them; 200 ms
+ * apart, past its busy spell: asleep until the close wakes it. */
 #include "bench/common.h"
 
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #define CONNECTIONS 3000
 #define ASLEEP_CONNECTIONS 150
 #define ASLEEP_GAP_NS 20000000L /* longer than the drainer's busy tick: it sleeps in between */
+#define DEEP_CONNECTIONS 30
+#define DEEP_GAP_NS 200000000L  /* past its busy spell (100 ms): the close wakes it */
 
 static double measure_close(int connections, long gap_ns)
 {
@@ -50,11 +53,14 @@ int main(int argc, char **argv)
 		bench_raise_nofile();
 		if (strcmp(argv[2], "asleep") == 0)
 			printf("%.3f\n", measure_close(ASLEEP_CONNECTIONS, ASLEEP_GAP_NS));
+		else if (strcmp(argv[2], "deep") == 0)
+			printf("%.3f\n", measure_close(DEEP_CONNECTIONS, DEEP_GAP_NS));
 		else /* linger waits for the peer's ACK of the FIN (often delayed 40 ms): fewer of those */
 			printf("%.3f\n", measure_close(strcmp(argv[2], "linger") == 0 ? 200 : CONNECTIONS, 0));
 		return 0;
 	}
-	double bare = 1e18, bare_asleep = 1e18, asleep = 1e18, with[4] = {1e18, 1e18, 1e18, 1e18};
+	double bare = 1e18, bare_asleep = 1e18, asleep = 1e18, bare_deep = 1e18, deep = 1e18;
+	double with[4] = {1e18, 1e18, 1e18, 1e18};
 	char yaml[4][256];
 	for (int a = 0; a < 4; a++)
 		snprintf(yaml[a], sizeof yaml[a], "version: 1\nlog: {level: warn}\nrules:\n"
@@ -68,12 +74,16 @@ int main(int argc, char **argv)
 			with[a] = s < with[a] ? s : with[a];
 			unlink(policy);
 		}
-		if (round < 3) { /* 3 s a run */
+		if (round < 3) { /* 3 s and 6 s a run */
 			b = bench_run_self(argv[0], 0, NULL, "--measure", "asleep");
 			bare_asleep = b < bare_asleep ? b : bare_asleep;
 			const char *policy = bench_policy(yaml[1]);
 			double s = bench_run_self(argv[0], 1, policy, "--measure", "asleep");
 			asleep = s < asleep ? s : asleep;
+			b = bench_run_self(argv[0], 0, NULL, "--measure", "deep");
+			bare_deep = b < bare_deep ? b : bare_deep;
+			s = bench_run_self(argv[0], 1, policy, "--measure", "deep");
+			deep = s < deep ? s : deep;
 			unlink(policy);
 		}
 	}
@@ -82,7 +92,10 @@ int main(int argc, char **argv)
 		printf("close: action %-12s p50          %7.1f ns  ratio %.2fx%s\n", actions[a], with[a],
 		       with[a] / bare, a == 1 ? " (drainer awake: closes back to back)" : "");
 	printf("close: bare close() p50, 20 ms apart     %7.1f ns\n", bare_asleep);
-	printf("close: action graceful p50, 20 ms apart  %7.1f ns  ratio %.2fx (drainer asleep)\n", asleep,
-	       asleep / bare_asleep);
+	printf("close: action graceful p50, 20 ms apart  %7.1f ns  ratio %.2fx (drainer asleep in its tick)\n",
+	       asleep, asleep / bare_asleep);
+	printf("close: bare close() p50, 200 ms apart    %7.1f ns\n", bare_deep);
+	printf("close: action graceful p50, 200 ms apart %7.1f ns  ratio %.2fx (drainer asleep: the close wakes it)\n",
+	       deep, deep / bare_deep);
 	return 0;
 }

@@ -1,8 +1,9 @@
 /* closepolicy — the background drainer (see drainer.h).
  *
- * Hand-over is lock-free (a Treiber stack of sockets whose FIN close() has sent), and close() never
- * wakes the thread: it looks for new sockets on a short tick while it has work, a slower one for a
- * second after, then exits. A socket's first read waits FIRST_READ_NS, by when most peers have
+ * Hand-over is lock-free (a Treiber stack of sockets whose FIN close() has sent), and close() does
+ * not wake the thread while it is busy: it looks for new sockets on a short tick while it has had
+ * work lately. After a quiet spell it sleeps on a futex, and the close() that finds the queue
+ * empty and the thread asleep wakes it (one wake per burst); after a second of nothing it exits. A socket's first read waits FIRST_READ_NS, by when most peers have
  * answered the FIN: one recv finds EOF and the socket is closed without epoll; only the rest are
  * watched (one-shot). The thread alone owns its lists and its batch of log lines; it holds
  * `active_lock` only while it works on them (never while it sleeps in epoll_wait), writes the
@@ -31,13 +32,13 @@
 
 #define FIRST_READ_NS 2000000u /* a socket's first read waits at least this long after its FIN */
 #define BUSY_TICK_MS 10        /* with work done lately, new sockets are looked for this often */
-#define BUSY_SPELL_MS 100      /* "lately" */
-#define IDLE_TICK_MS 100       /* after that, until the thread exits */
+#define BUSY_SPELL_MS 100      /* "lately"; after that, the thread sleeps until woken */
 #define IDLE_EXIT_MS 1000      /* the thread exits after this long with nothing to drain */
 #define MAX_EVENTS 64
 
 static _Atomic(struct cp_sock *) pending;
 static atomic_int running;         /* a drainer thread exists (or is being started) */
+static atomic_uint sleeping;       /* the thread sleeps on this futex word: wake it */
 static atomic_uint in_progress;    /* reserved places: background and synchronous drains */
 static atomic_int epfd = -1;
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -386,13 +387,27 @@ static void *drainer_main(void *arg)
 				return NULL;
 			}
 			busy_at = now;
+			quiet_ms = 0;
 		}
 		pthread_mutex_unlock(&active_lock);
 
-		/* close() does not wake the thread: new sockets are looked for on a tick, and one due
-		 * for its first read waits for the next (a round per tick, however many closes) */
-		int tick = quiet_ms < BUSY_SPELL_MS ? BUSY_TICK_MS : IDLE_TICK_MS;
-		n = epoll_wait(atomic_load(&epfd), evs, MAX_EVENTS, min_timeout(due, tick));
+		if (idle && quiet_ms >= BUSY_SPELL_MS) {
+			/* Nothing to watch: sleep until a close() wakes us, or until it is time to exit.
+			 * Announce the sleep, then look once more: a hand-over in between either sees
+			 * `sleeping` and wakes us, or its socket is seen here. */
+			atomic_store(&sleeping, 1);
+			if (atomic_load(&pending) == NULL) {
+				uint64_t left = (IDLE_EXIT_MS - quiet_ms) * 1000000u;
+				struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+				futex(&sleeping, FUTEX_WAIT_PRIVATE, 1, &ts);
+			}
+			atomic_store(&sleeping, 0);
+			n = 0;
+			continue;
+		}
+		/* busy: close() does not wake the thread; new sockets are looked for on a tick, and one
+		 * due for its first read waits for the next (a round per tick, however many closes) */
+		n = epoll_wait(atomic_load(&epfd), evs, MAX_EVENTS, min_timeout(due, BUSY_TICK_MS));
 		if (n < 0)
 			n = 0;
 	}
@@ -475,6 +490,11 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	 * thread fail to start here, the socket waits for the next start or the exit path. */
 	if (atomic_load(&running) == 0)
 		(void)ensure_thread(prog_fd);
+	/* Asleep after a quiet spell: the first socket of a burst wakes it (the queue was empty; the
+	 * thread looks at the queue after announcing its sleep). Busy, it finds the socket on its
+	 * next tick: no system call here. */
+	if (head == NULL && atomic_load(&sleeping) != 0 && atomic_exchange(&sleeping, 0) != 0)
+		futex(&sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 	return 0;
 }
 
@@ -607,6 +627,7 @@ void cp_drain_atfork_child(void)
 	if (ep >= 0)
 		cp_ownfd_close(ep);
 	atomic_store(&running, 0);
+	atomic_store(&sleeping, 0);
 	atomic_store(&in_progress, 0);
 	pthread_mutex_unlock(&active_lock);
 }

@@ -1,4 +1,4 @@
-# closepolicy — make | make check | make stress | make demo | make bench | make install PREFIX=/usr/local DESTDIR=
+# closepolicy — make | make check | make stress | make demo | make bench | make install PREFIX=/usr/local DESTDIR= | make deb
 # Variants: make check SAN=1 (AddressSanitizer + UndefinedBehaviorSanitizer, into build-san/)
 
 VERSION   := 0.1.0
@@ -58,7 +58,8 @@ LIB := $(BUILD)/libclosepolicy.so
 CMD := $(BUILD)/closepolicy
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all check unit integration real stress demo bench install uninstall clean deps
+.PHONY: all check unit integration real stress demo bench install uninstall clean deps deb check-docs \
+	check-install check-deb
 all: $(LIB) $(CMD)
 
 # Missing libraries are named with their Debian package (and installed when we can).
@@ -76,7 +77,8 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name $(LIB_DEFS) -o $@ $^ $(YAML_LIBS) -ldl -lpthread
-$(CMD): $(CLI_OBJ) $(POLICY_OBJ)
+# the command finds the counters files where the shim makes them (shim/rundir.c)
+$(CMD): $(CLI_OBJ) $(POLICY_OBJ) $(BUILD)/obj/shim/rundir.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(POLICY_OBJ) | $(DEPS_OK)
@@ -89,6 +91,10 @@ $(BUILD)/tests/test_load_changing: tests/unit/test_load_changing.c $(POLICY_OBJ)
 $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
+# the live-view tests share their JSON and Prometheus readers
+$(BUILD)/tests/itest_stat $(BUILD)/tests/itest_reload $(BUILD)/tests/itest_quiet: $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c tests/integration/stat_helpers.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
 $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
@@ -99,6 +105,12 @@ $(BUILD)/progs/static_hello: tests/progs/static_hello.c | $(DEPS_OK)
 $(BUILD)/progs/step_server: tests/progs/step_server.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -rdynamic -MMD -MP -o $@ $< -lpthread
+# a real libuv program: libuv closes through syscall(SYS_close)
+UV_CFLAGS := $(shell $(PKG_CONFIG) --cflags libuv 2>/dev/null)
+UV_LIBS   := $(or $(shell $(PKG_CONFIG) --libs libuv 2>/dev/null),-luv)
+$(BUILD)/progs/uv_server: tests/progs/uv_server.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(UV_CFLAGS) -MMD -MP -o $@ $< $(UV_LIBS)
 $(BUILD)/progs/%: demo/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread
@@ -114,9 +126,10 @@ unit: $(UNIT_BIN) $(CMD)
 # SIGPIPE handlers chained in threads). Left out, each for a reason: tests that run system
 # programs under the shim (run, exec_fds, run_warnings, sigpipe_system), and tests whose
 # step_server stands in for pthread_create, which the TSan runtime must see for every thread
-# (ownfd, nothread, identity_graceful).
+# (ownfd, nothread). itest_quiet runs /bin/sh under the shim (the relative log path test, which
+# does too, lives in itest_run for that reason).
 TSAN_SKIP := itest_run itest_exec_fds itest_run_warnings itest_sigpipe_system itest_ownfd \
-	     itest_nothread itest_identity_graceful
+	     itest_nothread itest_quiet
 ifeq ($(SAN),thread)
 ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP)),$(ITEST_BIN))
 else
@@ -126,13 +139,15 @@ endif
 integration: $(LIB) $(CMD) $(ITEST_BIN) $(PROG_BIN)
 	@BUILD=$(BUILD) SAN=$(SAN) sh tests/integration/run.sh $(ITEST_RUN)
 
-# make check: the plain build's unit and integration tests and the demo (which fails when an
-# outcome under a policy is wrong), then the same suites under AddressSanitizer + UBSan, then
+# make check: the plain build's unit and integration tests, the manual pages, the installed
+# layout and the Debian package, and the demo (which fails when an outcome under a policy is
+# wrong), then the same suites under AddressSanitizer + UBSan, then
 # the threaded integration tests under ThreadSanitizer, then a short fuzzing run.
 check: all unit integration $(PROG_BIN)
 ifeq ($(SAN),)
+	@$(MAKE) --no-print-directory check-docs check-install check-deb
 	@BUILD=$(BUILD) bash demo/demo.sh > $(BUILD)/demo.out 2>&1 || { cat $(BUILD)/demo.out; echo "make check: the demo's outcomes are wrong"; exit 1; }
-	@tail -n 20 $(BUILD)/demo.out
+	@sed -n '/^Summary/,$$p' $(BUILD)/demo.out
 	@BUILD=$(BUILD) bash tests/real/run.sh
 	@$(MAKE) --no-print-directory SAN=1 unit integration
 	@$(MAKE) --no-print-directory SAN=thread integration
@@ -156,17 +171,54 @@ demo: all $(PROG_BIN)
 bench: all $(BENCH_BIN) $(PROG_BIN)
 	@BUILD=$(BUILD) sh bench/run.sh
 
+# ---- the installed layout (closepolicy(1), FILES) and the Debian package ----
+# make install PREFIX=/usr/local DESTDIR=: the command in bin/, the object in lib/closepolicy/
+# (where `closepolicy run` looks for it first), the pages in share/man/, the examples and the
+# README in share/doc/closepolicy/. make uninstall removes exactly those files, and the two
+# directories of closepolicy's own when they are left empty.
+MAN_PAGES  := man/closepolicy.1 man/closepolicy.yaml.5 man/libclosepolicy.7
+DOC_FILES  := README.md
+EXAMPLE_FILES := $(wildcard examples/*.yaml) examples/systemd/closepolicy.conf
+I_BIN  := $(DESTDIR)$(PREFIX)/bin
+I_LIB  := $(DESTDIR)$(PREFIX)/lib/closepolicy
+I_MAN  := $(DESTDIR)$(PREFIX)/share/man
+I_DOC  := $(DESTDIR)$(PREFIX)/share/doc/closepolicy
+INSTALLED := $(I_BIN)/closepolicy $(I_LIB)/libclosepolicy.so \
+	$(foreach m,$(MAN_PAGES),$(I_MAN)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+	$(addprefix $(I_DOC)/,$(DOC_FILES)) $(addprefix $(I_DOC)/,$(EXAMPLE_FILES))
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0755 $(CMD) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 man/closepolicy.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d $(I_BIN) $(I_LIB) $(I_MAN)/man1 $(I_MAN)/man5 $(I_MAN)/man7 $(I_DOC)/examples/systemd
+	install -m 0755 $(CMD) $(I_BIN)/closepolicy
+	install -m 0644 $(LIB) $(I_LIB)/libclosepolicy.so
+	$(foreach m,$(MAN_PAGES),install -m 0644 $(m) $(I_MAN)/man$(subst .,,$(suffix $(m)))/;)
+	install -m 0644 $(DOC_FILES) $(I_DOC)/
+	install -m 0644 $(wildcard examples/*.yaml) $(I_DOC)/examples/
+	install -m 0644 examples/systemd/closepolicy.conf $(I_DOC)/examples/systemd/
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libclosepolicy.so $(DESTDIR)$(PREFIX)/bin/closepolicy \
-	      $(DESTDIR)$(PREFIX)/share/man/man1/closepolicy.1
+	rm -f $(INSTALLED)
+	@for d in $(I_DOC)/examples/systemd $(I_DOC)/examples $(I_DOC) $(I_LIB); do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; done
+
+# closepolicy_VERSION_ARCH.deb from a staged `make install PREFIX=/usr` (mk/deb.sh says why).
+deb: all
+	@MAKE="$(MAKE)" sh mk/deb.sh $(VERSION) $(BUILD)
+
+# The pages render without a warning and document every key, event, field and variable of the
+# source (tests/docs/check_pages.sh; its selftest proves it fails when one is missing).
+check-docs:
+	@bash tests/docs/check_pages.sh
+	@bash tests/docs/check_pages.sh --selftest
+# make install into a staging DESTDIR, a program run under the staged command, make uninstall.
+check-install: all $(PROG_BIN)
+	@MAKE="$(MAKE)" BUILD=$(BUILD) bash tests/install/check_install.sh
+# make deb, lintian, then the package installed (as root) and a program run under
+# /usr/bin/closepolicy and the systemd drop-in's environment; then the package removed.
+check-deb: all $(PROG_BIN)
+	@MAKE="$(MAKE)" BUILD=$(BUILD) VERSION=$(VERSION) bash tests/install/check_deb.sh
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz closepolicy_*.deb
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -178,8 +230,15 @@ build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(YAML_CFLAGS) -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $^ $(YAML_LIBS)
+# the counters-file reader of stat and top, against hostile files (half the time of a run)
+build-fuzz/fuzz_counters: tests/fuzz/fuzz_counters.c cli/ctrfile.c cli/stat.c shim/rundir.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $^
 .PHONY: fuzz
-fuzz: build-fuzz/fuzz_policy
-	@mkdir -p build-fuzz/corpus
+fuzz: build-fuzz/fuzz_policy build-fuzz/fuzz_counters
+	@mkdir -p build-fuzz/corpus build-fuzz/corpus-counters
 	build-fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
 		-dict=tests/fuzz/policy.dict -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus
+	build-fuzz/fuzz_counters -max_total_time=$$(( ($(FUZZ_SECONDS) + 1) / 2 )) -timeout=5 -rss_limit_mb=2048 \
+		-artifact_prefix=build-fuzz/counters- -print_final_stats=1 build-fuzz/corpus-counters

@@ -8,6 +8,9 @@ static const char usage[] =
 	"usage: closepolicy run [-p POLICY] [-l TARGET] [--json] [--dry-run] -- COMMAND [ARG...]\n"
 	"       closepolicy check POLICY\n"
 	"       closepolicy report [LOG|-]\n"
+	"       closepolicy stat [--json | --prometheus] [--sum] [PID...]\n"
+	"       closepolicy top [--sort closes|risk|drains|epipe|pid] [-d SECONDS] [--once] [PID...]\n"
+	"       closepolicy reload [-p POLICY] PID...\n"
 	"       closepolicy --version | --help\n";
 
 static const char help[] =
@@ -16,12 +19,19 @@ static const char help[] =
 	"\n"
 	"  run      check the policy, then run COMMAND with libclosepolicy.so preloaded\n"
 	"             -p, --policy POLICY  the policy file (default: the built-in observe-only policy)\n"
-	"             -l, --log TARGET     stderr, syslog or an absolute file path\n"
+	"             -l, --log TARGET     stderr, syslog or a file path (a relative one is taken\n"
+	"                                  from the current directory)\n"
 	"             --json               log JSON lines instead of text\n"
 	"             --dry-run            log what each close would do, change nothing\n"
 	"  check    validate POLICY: exit 0 and print it with every default filled in,\n"
 	"           or exit 2 and print FILE:LINE:COLUMN: errors\n"
 	"  report   summarise a JSON-lines log (a file, or - for standard input)\n"
+	"  stat     the live counters of processes under the shim (all, or the PIDs given):\n"
+	"           text, --json (an object a line) or --prometheus; --sum adds up each program\n"
+	"  top      the same, refreshed every second: q quits, c/r/d/e/p sort; without a\n"
+	"           terminal, one snapshot a second (--once: one)\n"
+	"  reload   the processes take their policy file again, or POLICY (checked first: exit 2\n"
+	"           when bad); exit 0 when every one took it, 1 naming those that did not\n"
 	"\n"
 	"Exit status: run gives COMMAND's own (127 when it is not found); 2 for bad usage or a bad\n"
 	"policy. See closepolicy(1) and the README for the policy format.\n";
@@ -66,6 +76,12 @@ int main(int argc, char **argv)
 		return cp_cli_run(argc - 1, argv + 1);
 	if (strcmp(cmd, "report") == 0)
 		return cp_cli_report(argc - 1, argv + 1);
+	if (strcmp(cmd, "stat") == 0)
+		return cp_cli_stat(argc - 1, argv + 1);
+	if (strcmp(cmd, "top") == 0)
+		return cp_cli_top(argc - 1, argv + 1);
+	if (strcmp(cmd, "reload") == 0)
+		return cp_cli_reload(argc - 1, argv + 1);
 	fprintf(stderr, "closepolicy: unknown command \"%s\"\n%s", cmd, usage);
 	return 2;
 }

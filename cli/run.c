@@ -8,7 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The object next to the command (build/) or in ../lib (an installed PREFIX). */
+/* Where the object is, relative to this command's directory: the installed layout of
+ * closepolicy(1) FILES (PREFIX/bin and PREFIX/lib/closepolicy), then the build tree (both in
+ * build/), then PREFIX/lib, where `make install` used to put it. */
+static const char *const object_places[] = {
+	"/../lib/closepolicy/libclosepolicy.so",
+	"/libclosepolicy.so",
+	"/../lib/libclosepolicy.so",
+};
+
 static int find_object(char *out, size_t size)
 {
 	char self[PATH_MAX];
@@ -18,10 +26,9 @@ static int find_object(char *out, size_t size)
 	self[n] = '\0';
 	char *slash = strrchr(self, '/');
 	*slash = '\0';
-	static const char *const places[] = {"/libclosepolicy.so", "/../lib/libclosepolicy.so"};
-	for (size_t i = 0; i < 2; i++) {
-		char candidate[PATH_MAX + 32];
-		snprintf(candidate, sizeof candidate, "%s%s", self, places[i]);
+	for (size_t i = 0; i < sizeof object_places / sizeof object_places[0]; i++) {
+		char candidate[PATH_MAX + 48];
+		snprintf(candidate, sizeof candidate, "%s%s", self, object_places[i]);
 		if (access(candidate, R_OK) == 0 && realpath(candidate, out) && strlen(out) < size)
 			return 0;
 	}
@@ -73,8 +80,8 @@ static int export_preload(void)
 {
 	char object[PATH_MAX];
 	if (find_object(object, sizeof object) != 0) {
-		fprintf(stderr, "closepolicy run: libclosepolicy.so not found next to this command "
-				"or in ../lib\n");
+		fprintf(stderr, "closepolicy run: libclosepolicy.so not found in ../lib/closepolicy, "
+				"next to this command, or in ../lib\n");
 		return -1;
 	}
 	const char *old = getenv("LD_PRELOAD");
@@ -129,6 +136,11 @@ int cp_cli_run(int argc, char **argv)
 	    (dry_run && set_env("CLOSEPOLICY_DRY_RUN", "1") != 0) || export_preload() != 0)
 		return 2;
 	cp_cli_warn_unpreloadable(argv[i]);
+	/* COMMAND keeps this PID: it says `policy loaded` at info, the processes it starts at debug */
+	char pid[24];
+	snprintf(pid, sizeof pid, "%d", (int)getpid());
+	if (set_env("CLOSEPOLICY_ANNOUNCE", pid) != 0)
+		return 2;
 	execvp(argv[i], argv + i);
 	int err = errno;
 	fprintf(stderr, "closepolicy run: %s: %s\n", argv[i], strerror(err));

@@ -16,7 +16,8 @@ policy() { # name yaml
 	echo "$work/$1.yaml"
 }
 
-# run_one POLICY|- SERVER-ARGS... : prints the client's line; the log goes to $work/log
+# run_one POLICY|- SERVER-ARGS... : prints the client's line, then what the server said after
+# its port (how long close() took, a child's death); the log goes to $work/log
 run_one() {
 	local pol=$1; shift
 	: > "$work/log"
@@ -25,14 +26,20 @@ run_one() {
 	else
 		exec 3< <("$CP" run -p "$pol" -l "$work/log" -- "$SERVER" "$@" 2>/dev/null; echo "status $?")
 	fi
-	local port line status
+	local port line said notes=
 	read -r port <&3
-	line=$("$CLIENT" "$port" --send 100)
-	read -r _ status <&3
+	line=$("$CLIENT" "$port" --send 100 ${CLIENT_ARGS:-})
+	while read -r said <&3; do
+		case $said in
+		status*) ;;
+		"child killed by signal 13") notes+="; the child died of SIGPIPE" ;;
+		*) notes+="; $said" ;;
+		esac
+	done
 	exec 3<&-
 	local sent=4194304 prev=
 	for a in "$@"; do [ "$prev" = --write ] && sent=$a; prev=$a; done
-	echo "${line/ bytes,/ of $sent bytes,}"
+	echo "${line/ bytes,/ of $sent bytes,}$notes"
 }
 
 # show_case RUNNER LABEL EXPECT NAME YAML [ARGS...]: the case run bare, then under the policy
@@ -76,11 +83,14 @@ demo_case "1.4 SO_LINGER {1,0}: reset, the abortive close (no TIME_WAIT)" \
   - {name: abort, match: {role: server}, action: reset}" \
 	--read 100 --write 65536 --end close
 
-demo_case "1.4 SO_LINGER {1,N}: linger, close() waits for the data to be acknowledged" \
-	"received 4194304 of 4194304 bytes, then EOF" linger \
+# The server says how long its close() kept it waiting: under linger, until the peer (here a slow
+# one, which starts reading 300 ms after its request) has acknowledged the data.
+CLIENT_ARGS="--read-after 300" demo_case \
+	"1.4 SO_LINGER {1,N}: linger, close() waits for the data to be acknowledged (the peer reads 300 ms late)" \
+	"received 1048576 of 1048576 bytes, then EOF.*close\\(\\) returned after" linger \
 	"rules:
   - {name: wait, match: {role: server}, action: linger, linger: 5s}" \
-	--read 100 --write 4194304 --end close
+	--read 100 --write 1048576 --end close --time-close
 
 demo_case "1.2 process exit() without close(), data left unread" \
 	"received 4194304 of 4194304 bytes, then EOF" exit-graceful \
@@ -137,6 +147,16 @@ SERVER=$BUILD/progs/demo_forkserver demo_case \
 	"rules:
   - {name: web, match: {role: server}, action: graceful}" \
 	--write 200000
+# The same, under a shim that acted at each process's own last close instead of the socket's
+# last close in any process: the parent's close shuts the connection under the child's feet
+# (the child dies of SIGPIPE, or finds its request already drained away: a race, both cut it).
+run_without_refs() { CLOSEPOLICY_TEST_NO_SHARED_REFS=1 run_one "$@"; }
+SERVER=$BUILD/progs/demo_forkserver show_case run_without_refs \
+	"the same fork server, under a shim without last-reference counting (CLOSEPOLICY_TEST_NO_SHARED_REFS=1)" \
+	"received ([0-9]{1,5}|1[0-9]{5}) of 200000 bytes" fork-no-refs \
+	"rules:
+  - {name: web, match: {role: server}, action: graceful}" \
+	--write 200000
 
 # 1.5 / 2.3 / 2.4: a peer that vanishes. Two network namespaces joined by a veth pair; the
 # server's side of the cable is then pulled (link down), so nothing comes back, ever.
@@ -189,10 +209,32 @@ else
 	rows+=("1.5/2.3/2.4 vanished peer|skipped: needs root and ip netns|skipped||skipped")
 fi
 
+# One table row; each cell wrapped at spaces to its column's width, so the columns stay aligned
+# whatever the case names and outcomes are.
+COLUMNS_W=(36 36 36)
+table_row() { # CELL...: the last cell is not wrapped
+	local -a lines=() wrapped
+	local i n=1 row
+	for i in 0 1 2; do
+		mapfile -t wrapped < <(printf '%s\n' "${@:i+1:1}" | fold -s -w "${COLUMNS_W[i]}" | sed 's/ *$//')
+		lines[i]=$(printf '%s\n' "${wrapped[@]}")
+		[ "${#wrapped[@]}" -gt "$n" ] && n=${#wrapped[@]}
+	done
+	for ((row = 1; row <= n; row++)); do
+		printf '%-*s | %-*s | %-*s |%s\n' \
+			"${COLUMNS_W[0]}" "$(sed -n "${row}p" <<< "${lines[0]}")" \
+			"${COLUMNS_W[1]}" "$(sed -n "${row}p" <<< "${lines[1]}")" \
+			"${COLUMNS_W[2]}" "$(sed -n "${row}p" <<< "${lines[2]}")" \
+			"$([ "$row" = 1 ] && echo " $4")"
+	done
+}
+
 echo "Summary"
-printf '%-72s | %-60s | %-60s | %s\n' "case" "bare: what the peer saw" "with policy" "policy"
+table_row "case" "bare: what the peer saw" "with policy" "policy"
+table_row "$(printf '%*s' "${COLUMNS_W[0]}" '' | tr ' ' -)" "$(printf '%*s' "${COLUMNS_W[1]}" '' | tr ' ' -)" \
+	"$(printf '%*s' "${COLUMNS_W[2]}" '' | tr ' ' -)" "--------------"
 for r in "${rows[@]}"; do
 	IFS='|' read -r label bare with name verdict <<< "$r"
-	printf '%-72s | %-60s | %-60s | %s %s\n' "$label" "$bare" "$with" "$name" "$([ "$verdict" = ok ] || echo "$verdict")"
+	table_row "$label" "$bare" "$with" "$name$([ "$verdict" = ok ] || echo " $verdict")"
 done
 exit $failed

@@ -1,9 +1,11 @@
 /* The peer of the demo and the tests: connect, send a request, read everything, and say what
  * the end looked like.
  *
- *   demo_client PORT [--send N] [--timeout SECONDS]
+ *   demo_client PORT [--send N] [--timeout SECONDS] [--read-after MS]
  *
  * Prints one line: "received BYTES bytes, then EOF|ECONNRESET|TIMEOUT|<errno name>, in MS ms".
+ * --read-after: a slow peer, which starts reading MS milliseconds after its request (what a
+ * linger close then makes the server wait for).
  * Exit status 0 when it could say (whatever it saw), 3 when it could not connect. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,9 +28,9 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
 	size_t send_n = 100;
-	int timeout_s = 10;
+	int timeout_s = 10, read_after_ms = 0;
 	if (argc < 2) {
-		fprintf(stderr, "usage: demo_client PORT [--send N] [--timeout SECONDS]\n");
+		fprintf(stderr, "usage: demo_client PORT [--send N] [--timeout SECONDS] [--read-after MS]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
 			send_n = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
 			timeout_s = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--read-after") == 0 && i + 1 < argc)
+			read_after_ms = atoi(argv[++i]);
 	}
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[1])),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -50,6 +54,8 @@ int main(int argc, char **argv)
 	if (send_n && send(s, request, send_n, MSG_NOSIGNAL) != (ssize_t)send_n)
 		perror("demo_client: send");
 	free(request);
+	if (read_after_ms > 0)
+		nanosleep(&(struct timespec){read_after_ms / 1000, (long)(read_after_ms % 1000) * 1000000L}, NULL);
 	size_t total = 0;
 	const char *end = NULL;
 	char buf[65536];

@@ -1,18 +1,21 @@
 /* A small TCP server that ends its connection the way it is told, for the demo and the tests.
  *
- *   demo_server [--read N] [--write BYTES] [--end HOW] [--linger0]
+ *   demo_server [--read N] [--write BYTES] [--end HOW] [--linger0] [--time-close]
  *
  * Listens on 127.0.0.1 (an ephemeral port, printed on stdout as "PORT\n"), accepts one
  * connection (--any: listens on every address), reads N bytes of the request (default 5: the rest stays unread), writes BYTES
  * (default 4 MB) and ends by HOW: close (default), exit, _exit, _Exit, return (these four
  * with --status N, leaving the connection open for the exit path), shutdown (shutdown
- * SHUT_WR, then close), hold (keep the connection open until killed). --linger0 sets SO_LINGER {1, 0} itself before closing. */
+ * SHUT_WR, then close), hold (keep the connection open until killed). --linger0 sets SO_LINGER {1, 0} itself before closing.
+ * --time-close prints how long close() kept the program waiting ("close() returned after MS ms"):
+ * what a linger policy costs. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static void die(const char *what)
@@ -38,7 +41,7 @@ int main(int argc, char **argv)
 {
 	size_t read_n = 5, write_n = 4u << 20;
 	const char *end = "close";
-	int linger0 = 0, bind_any = 0, status = 0;
+	int linger0 = 0, bind_any = 0, status = 0, time_close = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--read") == 0 && i + 1 < argc)
 			read_n = strtoul(argv[++i], NULL, 10);
@@ -52,9 +55,11 @@ int main(int argc, char **argv)
 			bind_any = 1;
 		else if (strcmp(argv[i], "--linger0") == 0)
 			linger0 = 1;
+		else if (strcmp(argv[i], "--time-close") == 0)
+			time_close = 1;
 		else {
 			fprintf(stderr, "usage: demo_server [--read N] [--write BYTES] "
-					"[--end close|exit|_exit|_Exit|return|shutdown|hold] [--status N] [--linger0]\n");
+					"[--end close|exit|_exit|_Exit|return|shutdown|hold] [--status N] [--linger0] [--time-close]\n");
 			return 2;
 		}
 	}
@@ -96,7 +101,13 @@ int main(int argc, char **argv)
 			pause();
 	if (strcmp(end, "shutdown") == 0)
 		shutdown(c, SHUT_WR);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (close(c) != 0)
 		die("demo_server: close");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (time_close)
+		printf("close() returned after %.1f ms\n",
+		       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	return 0;
 }

@@ -7,6 +7,7 @@ have_header() { printf '#include <stdarg.h>\n#include <stddef.h>\n#include <setj
 check() { have_header "$1" || missing="$missing $2"; }
 check yaml.h libyaml-dev
 check cmocka.h libcmocka-dev
+check uv.h libuv1-dev
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "closepolicy: installing missing packages:$missing" >&2

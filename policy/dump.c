@@ -109,8 +109,8 @@ void cp_policy_dump(const struct cp_policy *p, FILE *out)
 		put_quoted(out, p->log.path);
 	else
 		fputs(p->log.target == CP_LOG_SYSLOG ? "syslog" : "stderr", out);
-	fprintf(out, "\n  format: %s\n  level: %s\n", p->log.format == CP_FORMAT_JSON ? "json" : "text",
-		cp_level_name(p->log.level));
+	fprintf(out, "\n  format: %s\n  level: %s\n  rate: %u\n", p->log.format == CP_FORMAT_JSON ? "json" : "text",
+		cp_level_name(p->log.level), p->log.rate);
 	if (!p->n_rules) {
 		fputs("rules: []\n", out);
 		return;

@@ -1,4 +1,4 @@
-/* The keys of each map of SPEC §2, for checking and for "did you mean" suggestions. */
+/* The keys of each map of closepolicy.yaml(5), for checking and for "did you mean" suggestions. */
 #include "policy/loader.h"
 
 #define KEY_SET(var, ...)                                                                    \
@@ -7,7 +7,7 @@
 				       #__VA_ARGS__}
 
 KEY_SET(cp_keys_top, "version", "dry_run", "sigpipe", "exit_wait", "max_draining", "log", "rules");
-KEY_SET(cp_keys_log, "target", "format", "level");
+KEY_SET(cp_keys_log, "target", "format", "level", "rate");
 KEY_SET(cp_keys_rule, "name", "match", "action", "drain_timeout", "drain_max", "linger", "on_exit",
 	"keepalive", "user_timeout");
 KEY_SET(cp_keys_match, "role", "local_port", "peer_port", "local", "peer", "program");

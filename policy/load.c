@@ -38,6 +38,8 @@ static void load_log(struct loader *L, const yaml_node_t *root)
 		p->log.format = (enum cp_log_format)i;
 	if ((n = ld_lookup(L, log, "level")) && (i = ld_word(L, n, "level", levels, 3)) >= 0)
 		p->log.level = (enum cp_log_level)i;
+	if ((n = ld_lookup(L, log, "rate")))
+		ld_number(L, n, "rate", 0, 1000000, &p->log.rate);
 }
 
 static void load_top(struct loader *L, const yaml_node_t *root)

@@ -1,4 +1,4 @@
-/* closepolicy — the policy: an immutable value loaded from YAML (SPEC §2).
+/* closepolicy — the policy: an immutable value loaded from YAML (closepolicy.yaml(5)).
  * Pure code: no sockets, no syscalls but reading the policy file. */
 #ifndef CLOSEPOLICY_POLICY_H
 #define CLOSEPOLICY_POLICY_H
@@ -71,13 +71,14 @@ struct cp_policy {
 		char *path; /* CP_LOG_FILE only */
 		enum cp_log_format format;
 		enum cp_log_level level;
+		uint32_t rate; /* lines a second per event kind; 0 = no limit */
 	} log;
 	size_t n_rules;
 	struct cp_rule *rules;
 	char *source; /* the file name (or "<string>"), for messages */
 };
 
-/* Defaults of SPEC §2 that are not zero. */
+/* Defaults of closepolicy.yaml(5) that are not zero. */
 #define CP_DEFAULT_EXIT_WAIT_MS 5000u
 #define CP_DEFAULT_MAX_DRAINING 1024u
 #define CP_DEFAULT_DRAIN_TIMEOUT_MS 5000u

@@ -14,6 +14,7 @@
 
 #include "shim/actions.h"
 #include "shim/config.h"
+#include "shim/counters.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/exitpath.h"
@@ -147,6 +148,7 @@ static void handed_over_note(struct cp_sock *s, const struct cp_close_facts *c, 
  * shares it (refs.h counts those on the entry). */
 static void graceful(int fd, struct cp_sock *s, struct cp_close_facts *c, bool log_close, struct release *r)
 {
+	cp_ctr_close(c);
 	bool peer_gone = false;
 	if (log_close) {
 		close_facts(fd, s, c);
@@ -189,6 +191,8 @@ static void graceful(int fd, struct cp_sock *s, struct cp_close_facts *c, bool l
 	if (!atomic_load(&s->shut_wr)) {
 		int err = cp_act_shutdown_wr(fd);
 		if (err == ENOTSOCK) { /* not a socket any more: nothing to drain */
+			cp_event_stale(fd, s, "the table's entry is stale: this number is no longer a socket "
+					      "(closed by a route the shim does not see); only closed");
 			cp_drain_unreserve();
 			log_close_now(c, log_close);
 			release_number(fd, r);
@@ -235,17 +239,42 @@ static struct cp_sock *take(int fd, enum cp_last *last)
 	return s;
 }
 
+/* Why a close leaves the socket to others, for the debug line (NULL: this one decides). */
+static const char *held_by(enum cp_last last)
+{
+	if (last == CP_NOT_LAST)
+		return "held elsewhere: another descriptor of this process still holds the socket";
+	if (last == CP_HELD_ELSEWHERE)
+		return "held elsewhere: another process still holds the socket";
+	return NULL;
+}
+
+/* A plain close that leaves the socket to its other holders: visible at debug level, so a policy
+ * that did not act can be seen not acting. */
+static void log_held(int fd, const struct cp_sock *s, enum cp_last last, bool exiting)
+{
+	if (s->kind != CP_KIND_TCP_CONN || !cp_log_enabled(CP_LEVEL_DEBUG))
+		return;
+	const struct cp_rule *rule = s->rule;
+	struct cp_close_facts c = { .fd = fd, .sock = s, .message = held_by(last) };
+	c.action = rule ? (exiting ? rule->on_exit : rule->action) : CP_ACTION_PASSTHROUGH;
+	cp_event_close_held(&c);
+}
+
+static const char *const GIVEN_AWAY =
+	"given away: sent to another process over a UNIX socket (SCM_RIGHTS), which holds it where "
+	"the shim cannot count; closed as without the shim";
+
 /* A descriptor of socket s is going, and `last` says whether it was the socket's last in every
  * process: decide and act. */
 static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct release *r)
 {
-	if (last == CP_NOT_LAST) { /* another descriptor of this process holds it */
+	const struct cp_rule *rule = s->rule;
+	if (held_by(last) != NULL) {
+		log_held(fd, s, last, r->exiting != NULL);
 		release_number(fd, r);
-		return;
-	}
-	if (last == CP_HELD_ELSEWHERE) { /* another process holds it: a plain close, no event */
-		release_number(fd, r);
-		cp_sock_release(s);
+		if (last == CP_HELD_ELSEWHERE)
+			cp_sock_release(s);
 		return;
 	}
 	if (s->kind != CP_KIND_TCP_CONN) { /* never connected, or listening: nothing to do */
@@ -254,13 +283,15 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 		return;
 	}
 
-	const struct cp_rule *rule = s->rule;
 	struct cp_close_facts c = { .fd = fd, .sock = s, .dry_run = cp_cfg.dry_run, .unsent = -1 };
 	c.action = rule ? (r->exiting ? rule->on_exit : rule->action) : CP_ACTION_PASSTHROUGH;
 	if (r->exiting)
 		c.message = "process exit (on_exit)";
-	if (c.action != CP_ACTION_PASSTHROUGH && last == CP_LAST_UNKNOWN) {
-		/* never shut down, drain or reset under the feet of a holder the shim cannot see */
+	/* never shut down, drain or reset under the feet of a holder the shim cannot see */
+	if (last == CP_GIVEN_AWAY) {
+		c.action = CP_ACTION_PASSTHROUGH;
+		c.message = GIVEN_AWAY;
+	} else if (c.action != CP_ACTION_PASSTHROUGH && last == CP_LAST_UNKNOWN) {
 		c.action = CP_ACTION_PASSTHROUGH;
 		c.message = "other holders of this socket cannot be known: left alone";
 	}
@@ -269,9 +300,11 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 	if (c.action == CP_ACTION_GRACEFUL && !c.dry_run && !r->exiting)
 		return graceful(fd, s, &c, log_close, r); /* the drain owns s from here */
 	/* unread data only matters where the kernel will answer the close with RST, or for the log */
-	c.unread = rst_by_kernel || log_close ? cp_info_unread(fd) : -1;
-	bool risk_unread = c.unread > 0 && rst_by_kernel;
-	bool risk_linger0 = atomic_load(&s->linger0) && (c.dry_run || c.action == CP_ACTION_PASSTHROUGH);
+	c.unread = (rst_by_kernel && last != CP_GIVEN_AWAY) || log_close ? cp_info_unread(fd) : -1;
+	/* a socket given away stays open in its receiver: this close sends nothing at all */
+	bool risk_unread = c.unread > 0 && rst_by_kernel && last != CP_GIVEN_AWAY;
+	bool risk_linger0 = atomic_load(&s->linger0) && (c.dry_run || c.action == CP_ACTION_PASSTHROUGH) &&
+			    last != CP_GIVEN_AWAY;
 
 	if (log_close || risk_unread || risk_linger0) {
 		if (!s->facts_known)
@@ -289,6 +322,7 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 	if (risk_linger0)
 		cp_event_risk(&c, "SO_LINGER {on, 0} set by the program: the close sends RST");
 
+	cp_ctr_close(&c);
 	int err = 0;
 	switch (c.dry_run ? CP_ACTION_PASSTHROUGH : c.action) {
 	case CP_ACTION_GRACEFUL: /* at exit (before, graceful() took the others) */
@@ -336,21 +370,42 @@ CP_HOT int cp_close(int fd)
 
 /* At exit each socket is released once for the whole process (refs.h): its on_exit applies
  * only where this process was the last holder anywhere; other descriptors are left to the
- * kernel's close. */
+ * kernel's close. An entry whose number no longer is the socket registered (closed by io_uring or
+ * another route the shim does not see, the number perhaps taken by another file since) is
+ * dropped without a word at info level: it is no close of the program's. */
 void cp_close_at_exit(int fd, struct cp_exit_set *set)
 {
-	cp_refs_gate_enter();
-	struct cp_sock *s = cp_fd_take(fd), *old;
-	bool last = false;
-	if (s == CP_SOCK_SHIM)
-		cp_fd_put(fd, s, &old);
-	else if (s != NULL)
-		last = cp_refs_release_at_exit(s, fd);
-	cp_refs_gate_leave();
-	if (!last)
+	struct cp_sock *s = cp_fd_get(fd);
+	if (s == NULL || s == CP_SOCK_SHIM)
 		return;
-	struct release r = { .real = true, .exiting = set };
-	close_socket(fd, s, CP_LAST, &r);
+	/* a socket no rule matched is only ever logged at debug level: checked only then */
+	bool matters = s->rule != NULL || cp_log_enabled(CP_LEVEL_DEBUG);
+	if (matters && !cp_sock_still_open_as(fd, s)) {
+		cp_event_stale(fd, s, "the table's entry is stale: this number is no longer the socket "
+				      "registered (closed by a route the shim does not see); dropped");
+		struct cp_sock *old;
+		cp_refs_gate_enter();
+		if (cp_fd_take(fd) == CP_SOCK_SHIM)
+			cp_fd_put(fd, CP_SOCK_SHIM, &old);
+		cp_refs_gate_leave();
+		return;
+	}
+	cp_refs_gate_enter();
+	s = cp_fd_take(fd);
+	enum cp_last last = CP_NOT_LAST;
+	if (s == CP_SOCK_SHIM) {
+		struct cp_sock *old;
+		cp_fd_put(fd, s, &old);
+	} else if (s != NULL) {
+		last = cp_refs_release_at_exit(s);
+	}
+	cp_refs_gate_leave();
+	if (last == CP_NOT_LAST || s == NULL || s == CP_SOCK_SHIM)
+		return;
+	if (last == CP_HELD_ELSEWHERE) /* the kernel's close at exit, as without the shim */
+		log_held(fd, s, last, true);
+	if (last == CP_LAST || last == CP_GIVEN_AWAY)
+		close_socket(fd, s, last, &(struct release){ .real = true, .exiting = set });
 }
 
 void cp_close_implicit(int fd)

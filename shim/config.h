@@ -9,14 +9,23 @@
 #include "policy/policy.h"
 
 struct cp_config {
-	const struct cp_policy *policy; /* never NULL after init: the file's, or the default */
+	/* atomic: `closepolicy reload` swaps them on the shim's thread (reload.c) */
+	const struct cp_policy *_Atomic policy; /* never NULL after init: the file's, or the default */
 	struct cp_matcher matcher;
-	bool dry_run;                   /* policy dry_run, or CLOSEPOLICY_DRY_RUN */
-	bool match_needs_addresses;     /* some rule has a port or address condition */
+	_Atomic bool dry_run;           /* policy dry_run, or CLOSEPOLICY_DRY_RUN */
+	_Atomic bool match_needs_addresses; /* some rule has a port or address condition */
 	char program[128];              /* basename of the executable */
+	const struct cp_matcher *_Atomic reloaded; /* the matcher of a reloaded policy, or NULL */
 };
 extern struct cp_config cp_cfg;
 
 void cp_init_ensure(void);
+
+/* The matcher in force: start-up's, or the last reload's. */
+static inline const struct cp_matcher *cp_cfg_matcher(void)
+{
+	const struct cp_matcher *m = cp_cfg.reloaded;
+	return m != NULL ? m : &cp_cfg.matcher;
+}
 
 #endif

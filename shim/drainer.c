@@ -26,6 +26,7 @@
 
 #include "shim/actions.h"
 #include "shim/config.h"
+#include "shim/counters.h"
 #include "shim/events.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
@@ -88,7 +89,7 @@ bool cp_drain_reserve(void)
 	unsigned n = atomic_load(&in_progress);
 	do {
 		if (n >= max)
-			return false;
+			return cp_ctr_max_draining_hit(), false;
 	} while (!atomic_compare_exchange_weak(&in_progress, &n, n + 1));
 	return true;
 }
@@ -97,7 +98,7 @@ static atomic_int exit_waiting; /* the exit path sleeps on in_progress: wake it 
 
 static long futex(atomic_uint *addr, int op, unsigned val, const struct timespec *timeout)
 {
-	return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
+	return cp_real_syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
 }
 
 static void unreserve(unsigned n)

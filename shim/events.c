@@ -3,7 +3,9 @@
 
 #include <errno.h>
 
+#include "shim/counters.h"
 #include "shim/log.h"
+#include "shim/quiet.h"
 
 static void sock_fields(struct cp_log_line *l, const struct cp_sock *s)
 {
@@ -17,10 +19,12 @@ static void sock_fields(struct cp_log_line *l, const struct cp_sock *s)
 
 void cp_event_policy_loaded(const struct cp_policy *p, bool dry_run)
 {
-	if (!cp_log_enabled(CP_LEVEL_INFO))
+	cp_ctr_policy_loaded(p);
+	enum cp_log_level level = cp_quiet_load_level();
+	if (!cp_log_enabled(level))
 		return;
 	struct cp_log_line l;
-	cp_log_begin(&l, CP_LEVEL_INFO, "policy");
+	cp_log_begin(&l, level, "policy");
 	cp_log_str(&l, "outcome", "loaded");
 	cp_log_str(&l, "file", p->source);
 	cp_log_uint(&l, "rules", p->n_rules);
@@ -91,8 +95,34 @@ void cp_event_close_note(const struct cp_sock *s, int fd, const struct cp_close_
 	cp_log_end_into(&l, b);
 }
 
+void cp_event_close_held(const struct cp_close_facts *c)
+{
+	if (!cp_log_enabled(CP_LEVEL_DEBUG))
+		return;
+	struct cp_log_line l;
+	cp_log_begin(&l, CP_LEVEL_DEBUG, "close");
+	cp_log_int(&l, "fd", c->fd);
+	sock_fields(&l, c->sock);
+	cp_log_str(&l, "action", cp_action_name(c->action));
+	cp_log_str(&l, "message", c->message);
+	cp_log_end(&l);
+}
+
+void cp_event_stale(int fd, const struct cp_sock *s, const char *message)
+{
+	if (!cp_log_enabled(CP_LEVEL_DEBUG))
+		return;
+	struct cp_log_line l;
+	cp_log_begin(&l, CP_LEVEL_DEBUG, "stale");
+	cp_log_int(&l, "fd", fd);
+	sock_fields(&l, s);
+	cp_log_str(&l, "message", message);
+	cp_log_end(&l);
+}
+
 void cp_event_risk(const struct cp_close_facts *c, const char *message)
 {
+	cp_ctr_risk(c);
 	struct cp_log_line l;
 	cp_log_begin(&l, CP_LEVEL_WARN, "risk");
 	close_fields(&l, c);
@@ -109,6 +139,7 @@ void cp_event_drain(const struct cp_sock *s, int fd, uint64_t bytes, const char 
 void cp_event_drain_into(struct cp_log_batch *b, const struct cp_sock *s, int fd, uint64_t bytes,
 			 const char *outcome, uint64_t ms, int err)
 {
+	cp_ctr_drain(outcome, ms, err);
 	if (!cp_log_enabled(CP_LEVEL_INFO))
 		return;
 	struct cp_log_line l;
@@ -143,6 +174,7 @@ void cp_event_options(int fd, const struct cp_sock *s, const struct cp_sockopts 
 
 void cp_event_error(int fd, const char *what, int err, const char *instead)
 {
+	cp_ctr_error();
 	struct cp_log_line l;
 	cp_log_begin(&l, CP_LEVEL_WARN, "error");
 	if (fd >= 0)
@@ -176,6 +208,7 @@ static void write_fields(struct cp_log_line *l, const struct cp_write_facts *w)
 
 void cp_event_epipe(const struct cp_write_facts *w, int err, const char *message)
 {
+	cp_ctr_epipe(w->call, err);
 	struct cp_log_line l;
 	cp_log_begin(&l, CP_LEVEL_WARN, err == ECONNRESET ? "econnreset" : "epipe");
 	write_fields(&l, w);
@@ -187,6 +220,7 @@ void cp_event_epipe(const struct cp_write_facts *w, int err, const char *message
 void cp_event_sigpipe(const struct cp_write_facts *w, const char *disposition, const char *message,
 		      int sender_pid)
 {
+	cp_ctr_sigpipe(w->call);
 	struct cp_log_line l;
 	cp_log_begin(&l, CP_LEVEL_WARN, "sigpipe");
 	cp_log_str(&l, "signal", "SIGPIPE");

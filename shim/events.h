@@ -1,5 +1,5 @@
-/* closepolicy — the events of SPEC §4, each built from what the shim knows and written through
- * the log writer. Each function checks the level itself and preserves errno. */
+/* closepolicy — the events of libclosepolicy(7), each built from what the shim knows and written
+ * through the log writer. Each function checks the level itself and preserves errno. */
 #ifndef CLOSEPOLICY_EVENTS_H
 #define CLOSEPOLICY_EVENTS_H
 
@@ -28,6 +28,10 @@ void cp_event_close(const struct cp_close_facts *c);
 /* The close line of a socket handed to the drainer, written by it into b (log.h). */
 void cp_event_close_note(const struct cp_sock *s, int fd, const struct cp_close_note *n,
 			 struct cp_log_batch *b);
+/* A close that leaves the socket to its other holders (debug level): fd, rule, message. */
+void cp_event_close_held(const struct cp_close_facts *c);
+/* A table entry found stale: fd is no longer the socket registered (debug level). */
+void cp_event_stale(int fd, const struct cp_sock *s, const char *message);
 void cp_event_risk(const struct cp_close_facts *c, const char *message);
 
 /* outcome: "eof", "idle", "max", "reset", "exit" */

@@ -13,8 +13,10 @@
 #include <stdio.h>
 
 #include "shim/close.h"
+#include "shim/counters.h"
 #include "shim/config.h"
 #include "shim/drainer.h"
+#include "shim/quiet.h"
 #include "shim/events.h"
 #include "shim/fdtable.h"
 #include "shim/real.h"
@@ -134,6 +136,8 @@ void cp_exit_run(void)
 	cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
 	drain_set(set);
 	cp_drain_finish_at_exit(set->deadline_ns);
+	cp_quiet_at_exit();
+	cp_ctr_at_exit();
 	errno = saved;
 }
 

@@ -109,8 +109,13 @@ static void announce_socket(int fd, struct cp_sock *s, void *arg)
 	if (s->unknown_holders)
 		return; /* the new image cannot know the other holders either: it never acts */
 	if (!keep) {
-		if (s->shared) /* the kernel closes it at exec; the new image drops our reference */
-			(void)announce_one(a, s->cookie, 'c', 'x');
+		/* The kernel closes it at exec: its reference goes now, not when the new image starts,
+		 * so a holder that closes as soon as it sees the exec happen (a close-on-exec pipe
+		 * reaching EOF) is already the last. Taken back if the exec fails. */
+		if (s->shared) {
+			cp_sht_add(s->slot, -1);
+			s->ref_mark |= CP_REF_RELEASED;
+		}
 		return;
 	}
 	if (s->cookie == 0)
@@ -119,13 +124,21 @@ static void announce_socket(int fd, struct cp_sock *s, void *arg)
 		(void)announce_one(a, s->cookie, role, s->shared ? 'S' : 'U');
 }
 
-static void uncount_spawn(int fd, struct cp_sock *s, void *arg)
+/* The call failed: a spawn's child does not exist (take back the references counted for it);
+ * an exec's image is still this one (take back the references released for it). */
+static void undo_handover(int fd, struct cp_sock *s, void *arg)
 {
 	(void)fd;
 	struct cp_handover *h = arg;
-	if (s != CP_SOCK_SHIM && s->ref_epoch == h->epoch && (s->ref_mark & CP_REF_COUNTED)) {
+	if (s == CP_SOCK_SHIM || s->ref_epoch != h->epoch)
+		return;
+	if (s->ref_mark & CP_REF_COUNTED) {
 		s->ref_mark &= (uint8_t)~CP_REF_COUNTED;
 		cp_sht_add(s->slot, -1);
+	}
+	if (s->ref_mark & CP_REF_RELEASED) {
+		s->ref_mark &= (uint8_t)~CP_REF_RELEASED;
+		cp_sht_add(s->slot, 1);
 	}
 }
 
@@ -218,8 +231,8 @@ void cp_handover_end(struct cp_handover *h, bool ok)
 	if (!h->active)
 		return;
 	int saved = errno;
-	if (h->spawn && !ok)
-		cp_fd_foreach(0, ~0U, uncount_spawn, h);
+	if (!ok)
+		cp_fd_foreach(0, ~0U, undo_handover, h);
 	if (h->map != NULL)
 		munmap(h->map, h->map_size);
 	h->map = NULL;
@@ -280,7 +293,7 @@ static void scan_fds(struct adopted *e, int n)
 	}
 	char buf[4096];
 	long got;
-	while ((got = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+	while ((got = cp_real_syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
 		for (long at = 0; at < got;) {
 			struct dirent64 *d = (struct dirent64 *)(void *)(buf + at);
 			at += d->d_reclen;

@@ -10,8 +10,10 @@
  * on by a program without the shim is ignored). <table> names the shared table (shtable.h).
  * ROLE is s (server) or c (client); KIND is S (counted in the table: the new image takes over
  * this process's reference, or for a spawn the one added for it), U (held by this process
- * alone: the new image will be its only holder) or x (close-on-exec: the new image does not hold
- * it, and drops the reference for it — after the exec, so a failed exec has nothing to undo).
+ * alone: the new image will be its only holder). A close-on-exec socket is not announced: the
+ * exec wrapper drops its reference before the exec (and takes it back if the exec fails), so the
+ * other holders know at once that this process no longer holds it. (An `x` item, from an older
+ * shim, still tells the new image to drop the reference for it.)
  *
  * The new image's shim adopts them at start: it finds each by SO_COOKIE among its descriptors
  * (whatever numbers a spawn's file actions gave them), matches them against its own policy and

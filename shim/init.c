@@ -10,10 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shim/counters.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/inherit.h"
 #include "shim/log.h"
+#include "shim/real.h"
 #include "shim/refs.h"
 #include "shim/sigdisp.h"
 #include "shim/sock.h"
@@ -58,6 +60,22 @@ static bool rules_look_at_addresses(const struct cp_policy *p)
 	return false;
 }
 
+/* A relative CLOSEPOLICY_LOG is taken from the directory the program starts in, as `closepolicy
+ * run -l` takes it from where it was typed; the absolute path is passed on to the processes it
+ * starts, whatever directory they start in. NULL when it cannot be made absolute. */
+static const char *absolute_log_path(const char *env)
+{
+	static char abs[PATH_MAX];
+	if (env[0] == '/')
+		return env;
+	if (getcwd(abs, sizeof abs) == NULL || strlen(abs) + 1 + strlen(env) + 1 > sizeof abs)
+		return NULL;
+	strcat(abs, "/");
+	strcat(abs, env);
+	setenv("CLOSEPOLICY_LOG", abs, 1);
+	return abs;
+}
+
 /* The log settings of the policy, with CLOSEPOLICY_LOG / CLOSEPOLICY_FORMAT applied. */
 static void configure_log(const struct cp_policy *p)
 {
@@ -72,10 +90,10 @@ static void configure_log(const struct cp_policy *p)
 			target = CP_LOG_STDERR;
 		else if (strcmp(env, "syslog") == 0)
 			target = CP_LOG_SYSLOG;
-		else if (env[0] == '/')
-			target = CP_LOG_FILE, path = env;
+		else if ((path = absolute_log_path(env)) != NULL)
+			target = CP_LOG_FILE;
 		else
-			bad_target = env;
+			bad_target = env, path = p->log.path;
 	}
 	env = secure_getenv("CLOSEPOLICY_FORMAT");
 	if (env != NULL && *env != '\0') {
@@ -91,7 +109,7 @@ static void configure_log(const struct cp_policy *p)
 							  : "cannot open the log file",
 			       errno, "logging to stderr");
 	if (bad_target)
-		cp_event_error(-1, "CLOSEPOLICY_LOG must be stderr, syslog or an absolute path", 0,
+		cp_event_error(-1, "CLOSEPOLICY_LOG must be stderr, syslog or a file path that can be made absolute", 0,
 			       "ignored it");
 	if (bad_format)
 		cp_event_error(-1, "CLOSEPOLICY_FORMAT must be text or json", 0, "ignored it");
@@ -115,6 +133,7 @@ static void after_fork_parent(void)
 static void after_fork_child(void)
 {
 	cp_log_after_fork();
+	cp_ctr_after_fork();
 	cp_drain_atfork_child();
 	cp_sock_atfork_after();
 	cp_refs_fork_child();
@@ -123,6 +142,7 @@ static void after_fork_child(void)
 static void init_once(void)
 {
 	int saved = errno;
+	cp_real_bind_early();
 	cp_sigdisp_init(); /* the SIGPIPE handler in front, before anything can be logged */
 	find_program_name();
 	cp_log_set_program(cp_cfg.program);

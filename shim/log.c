@@ -11,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shim/counters.h"
 #include "shim/ownfd.h"
+#include "shim/quiet.h"
 #include "shim/real.h"
 #include "shim/sigpipe.h"
 
@@ -242,7 +244,7 @@ int cp_log_tid(void)
 {
 	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
 	if (tid_gen != gen) {
-		tid_cached = (int)syscall(SYS_gettid);
+		tid_cached = (int)cp_real_syscall(SYS_gettid);
 		tid_gen = gen;
 	}
 	return tid_cached;
@@ -254,6 +256,7 @@ void cp_log_begin_at(struct cp_log_line *l, enum cp_log_level level, const char 
 	l->len = 0;
 	l->full = false;
 	l->level = level;
+	l->event = event;
 	l->json = cfg.format == CP_FORMAT_JSON;
 	l->ts_us = ts_us;
 	l->tid = tid;
@@ -481,8 +484,12 @@ static void write_lines(const char *buf, size_t len)
 	}
 }
 
-static void finish_line(struct cp_log_line *l)
+/* False when log.rate holds the line back (counted as dropped). */
+static bool finish_line(struct cp_log_line *l)
 {
+	if (!cp_quiet_admit(l->event)) /* log.rate; counted as dropped */
+		return false;
+	cp_ctr_log_line(true);
 	if (!l->json) {
 		cp_log_str(l, "program", cfg.program);
 		cp_log_uint(l, "tid", (uint64_t)l->tid);
@@ -500,12 +507,16 @@ static void finish_line(struct cp_log_line *l)
 	if (l->json)
 		l->buf[l->len++] = '}';
 	l->buf[l->len++] = '\n';
+	return true;
 }
 
 void cp_log_end(struct cp_log_line *l)
 {
 	int saved = errno;
-	finish_line(l);
+	if (!finish_line(l)) {
+		errno = saved;
+		return;
+	}
 	int fd = atomic_load(&cfg.fd);
 	if (cfg.target == CP_LOG_SYSLOG && fd >= 0) {
 		/* "<PRI>closepolicy[PID]: ...": facility daemon; the text line already carries the tag */
@@ -513,7 +524,7 @@ void cp_log_end(struct cp_log_line *l)
 		int pri = 24 + (l->level == CP_LEVEL_WARN ? 4 : l->level == CP_LEVEL_INFO ? 6 : 7);
 		char msg[CP_LOG_LINE_MAX + 8] = { '<', (char)('0' + pri / 10), (char)('0' + pri % 10), '>' };
 		memcpy(msg + 4, l->buf, l->len - 1);
-		(void)syscall(SYS_sendto, fd, msg, l->len - 1 + 4, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
+		(void)cp_real_syscall(SYS_sendto, fd, msg, l->len - 1 + 4, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
 	} else {
 		write_lines(l->buf, l->len);
 	}
@@ -534,7 +545,8 @@ void cp_log_end_into(struct cp_log_line *l, struct cp_log_batch *b)
 {
 	if (b == NULL || cfg.target == CP_LOG_SYSLOG)
 		return cp_log_end(l);
-	finish_line(l);
+	if (!finish_line(l))
+		return;
 	if (b->len + l->len > b->cap)
 		cp_log_batch_flush(b);
 	if (l->len > b->cap)

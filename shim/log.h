@@ -1,4 +1,4 @@
-/* closepolicy — the log writer (SPEC §4).
+/* closepolicy — the log writer (libclosepolicy(7), LOG).
  * A line is built in a caller's stack buffer with the cp_log_* calls and written with one
  * write(2): no malloc, no stdio, no locks, so the writer is safe in signal handlers and at exit.
  * The same calls produce text ("closepolicy[PID]: event=close fd=5 ...") or JSON lines. */
@@ -18,6 +18,7 @@ struct cp_log_line {
 	size_t len;
 	bool json, full;
 	enum cp_log_level level;
+	const char *event;
 	int tid; /* the thread the line is about (the one that began it, unless cp_log_begin_at) */
 	uint64_t ts_us; /* CLOCK_REALTIME in microseconds: when it happened */
 };

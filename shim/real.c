@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
@@ -67,8 +68,14 @@ static struct {
 	SLOT(sendfile64)
 	SLOT(splice)
 	SLOT(sigaction)
+	SLOT(recvmsg)
+	SLOT(recvmmsg)
+	SLOT(syscall)
 } slot CP_HOT_DATA(0) __attribute__((aligned(4096)));
 #undef SLOT
+/* The fallbacks below never go through the shim's exported syscall() (rawsys.c), which would
+ * call their wrapper again. */
+#define syscall cp_real_syscall
 
 CP_HOT int cp_real_close(int fd)
 {
@@ -326,4 +333,40 @@ static _Atomic(void *) sigfn_slots[CP_SIGFN_COUNT];
 CP_UNINSTRUMENTED void *cp_real_sigfn(enum cp_sigfn which)
 {
 	return resolve(&sigfn_slots[which], sigfn_names[which]);
+}
+
+ssize_t cp_real_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t (*f)(int, struct msghdr *, int) = REAL(recvmsg, ssize_t (*)(int, struct msghdr *, int));
+	return f ? f(fd, msg, flags) : syscall(SYS_recvmsg, fd, msg, flags);
+}
+
+int cp_real_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout)
+{
+	int (*f)(int, struct mmsghdr *, unsigned int, int, struct timespec *) =
+		REAL(recvmmsg, int (*)(int, struct mmsghdr *, unsigned int, int, struct timespec *));
+	return f ? f(fd, vec, vlen, flags, timeout) : (int)syscall(SYS_recvmmsg, fd, vec, vlen, flags, timeout);
+}
+
+#undef syscall
+long cp_real_syscall(long number, ...)
+{
+	long a[6];
+	CP_SYSCALL_WORDS(a, number);
+	return cp_real_syscall6(number, a);
+}
+
+long cp_real_syscall6(long number, const long a[6])
+{
+	long (*f)(long, ...) = REAL(syscall, long (*)(long, ...));
+	if (f == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return f(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+void cp_real_bind_early(void)
+{
+	(void)REAL(syscall, void *);
 }

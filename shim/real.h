@@ -5,6 +5,7 @@
 #define CLOSEPOLICY_REAL_H
 
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/epoll.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -63,6 +64,25 @@ ssize_t cp_real_sendfile(int out, int in, off_t *offset, size_t count);
 ssize_t cp_real_sendfile64(int out, int in, off64_t *offset, size_t count);
 ssize_t cp_real_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len, unsigned flags);
 
+ssize_t cp_real_recvmsg(int fd, struct msghdr *msg, int flags);
+int cp_real_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout);
+
+/* The C library's syscall(), never the shim's own exported one (rawsys.c): the shim's raw calls
+ * (futex, gettid, the log's writes) are its own business. */
+long cp_real_syscall(long number, ...);
+/* In a function declared (long number, ...): the six argument words after number, as the C
+ * library's syscall() reads them (on x86-64 and aarch64 each is a register or a word of the
+ * caller's stack, whether or not the call uses it; the kernel reads the ones it takes). */
+#define CP_SYSCALL_WORDS(a, number)                   \
+	do {                                          \
+		va_list ap_;                          \
+		va_start(ap_, number);                \
+		for (int i_ = 0; i_ < 6; i_++)        \
+			(a)[i_] = va_arg(ap_, long);  \
+		va_end(ap_);                          \
+	} while (0)
+long cp_real_syscall6(long number, const long a[6]);
+
 int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 /* The other signal installers of the C library, for signals other than SIGPIPE (the symbol, or
  * NULL when the C library lacks it). Resolved once: signal() may be called in a signal handler. */
@@ -79,5 +99,8 @@ enum cp_sigfn {
 	CP_SIGFN_COUNT
 };
 void *cp_real_sigfn(enum cp_sigfn which);
+
+/* At start-up: bind what a signal handler may need first (dlsym is no async-signal-safe call). */
+void cp_real_bind_early(void);
 
 #endif

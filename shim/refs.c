@@ -34,12 +34,12 @@ static TLS unsigned fork_epoch;
 
 static void futex_wait(atomic_int *w, int val)
 {
-	(void)syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+	(void)cp_real_syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
 
 static void futex_wake_all(atomic_int *w)
 {
-	(void)syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+	(void)cp_real_syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 void cp_refs_gate_enter(void)
@@ -95,17 +95,25 @@ void cp_refs_init(const struct cp_policy *p)
 			policy_can_act = true;
 }
 
+void cp_refs_policy_can_act(void)
+{
+	__atomic_store_n(&policy_can_act, true, __ATOMIC_RELAXED);
+}
+
 bool cp_refs_tracking(void)
 {
 	return tracking;
 }
 
-enum cp_last cp_refs_release(struct cp_sock *s)
+/* What the release of this process's last descriptor of s means. A socket given away keeps its
+ * count in the shared table: the receiver holds it where the shim cannot see, so the other
+ * processes that hold it must never come to act on it either. */
+static enum cp_last last_in_process(struct cp_sock *s)
 {
-	if (!cp_sock_unref_is_last(s))
-		return CP_NOT_LAST;
 	if (!tracking)
 		return CP_LAST;
+	if (atomic_load_explicit(&s->given_away, memory_order_relaxed))
+		return CP_GIVEN_AWAY;
 	if (s->unknown_holders)
 		return CP_LAST_UNKNOWN;
 	if (s->shared && cp_sht_add(s->slot, -1) > 0)
@@ -113,15 +121,20 @@ enum cp_last cp_refs_release(struct cp_sock *s)
 	return CP_LAST;
 }
 
-bool cp_refs_release_at_exit(struct cp_sock *s, int fd)
+enum cp_last cp_refs_release(struct cp_sock *s)
 {
-	(void)fd; /* every descriptor of s gives the same answer: the first one decides */
+	if (!cp_sock_unref_is_last(s))
+		return CP_NOT_LAST;
+	return last_in_process(s);
+}
+
+enum cp_last cp_refs_release_at_exit(struct cp_sock *s)
+{
+	/* every descriptor of s gives the same answer: the first one decides */
 	if (atomic_exchange(&s->exit_released, true))
-		return false;
-	if (!tracking)
-		return true;
+		return CP_NOT_LAST;
 	cp_refs_gate_enter();
-	bool last = !s->unknown_holders && (!s->shared || cp_sht_add(s->slot, -1) <= 0);
+	enum cp_last last = last_in_process(s);
 	cp_refs_gate_leave();
 	return last;
 }

@@ -1,5 +1,5 @@
 /* closepolicy — last-reference semantics: is this close the socket's last descriptor in every
- * process that holds it (SPEC §3)?
+ * process that holds it (libclosepolicy(7), LAST-REFERENCE SEMANTICS)?
  *
  * Two levels. In one process, dup'd descriptors share one struct cp_sock and its count (sock.h).
  * Across processes, a socket that a fork or posix_spawn gave to a child, or that an exec handed
@@ -27,6 +27,7 @@ enum cp_last {
 	CP_NOT_LAST,       /* another descriptor of this process holds it */
 	CP_HELD_ELSEWHERE, /* this process's last descriptor; another process still holds it */
 	CP_LAST_UNKNOWN,   /* this process's last; holders the shim cannot count may exist */
+	CP_GIVEN_AWAY,     /* this process's last; it was sent to another process (SCM_RIGHTS) */
 	CP_LAST,           /* the last descriptor in every process: the policy acts now */
 };
 
@@ -35,6 +36,8 @@ enum cp_last {
  * acts at its own last close, as a naive shim would; for the tests that prove the tracking). */
 void cp_refs_init(const struct cp_policy *p);
 bool cp_refs_tracking(void);
+/* A reloaded policy has a rule that acts: count from now on. */
+void cp_refs_policy_can_act(void);
 
 /* Around taking a table entry and releasing it, or storing a new one. Reentrant. */
 void cp_refs_gate_enter(void);
@@ -43,13 +46,13 @@ void cp_refs_gate_leave(void);
 /* The caller took fd's table entry (inside the gate): drop that descriptor's reference. */
 enum cp_last cp_refs_release(struct cp_sock *s);
 
-/* For the exit path (issue 4, part 2): the process is ending with s still open (through fd and
- * perhaps other descriptors). Drops this process's reference to s once, whatever the number of
- * its descriptors, and returns true exactly once per socket when this process was its last
- * holder in every process, so on_exit applies; false for the other descriptors of the same
- * socket, for a socket another process still holds, and for one whose holders are unknown.
- * Lock-free, no allocation (the gate is entered: it only ever waits for a fork in progress). */
-bool cp_refs_release_at_exit(struct cp_sock *s, int fd);
+/* For the exit path: the process is ending with s still open (through fd and perhaps other
+ * descriptors). Drops this process's reference to s once, whatever the number of its
+ * descriptors: CP_NOT_LAST for the other descriptors of the same socket; otherwise what the
+ * release means (CP_LAST exactly once per socket when this process was its last holder in every
+ * process, so on_exit applies). Lock-free, no allocation (the gate is entered: it only ever
+ * waits for a fork in progress). */
+enum cp_last cp_refs_release_at_exit(struct cp_sock *s);
 
 /* Exclusive use by fork/exec/spawn: returns a fresh epoch for marking sockets (ref_epoch). */
 unsigned cp_refs_hold_off(void);

@@ -1,5 +1,6 @@
 /* closepolicy — the SIGPIPE handler and the re-delivery (see sigpipe.h). */
 #include "shim/sigpipe.h"
+#include "shim/real.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -27,7 +28,7 @@ static __thread int own_write __attribute__((tls_model("initial-exec")));
 
 static pid_t tid(void)
 {
-	return (pid_t)syscall(SYS_gettid);
+	return (pid_t)cp_real_syscall(SYS_gettid);
 }
 
 uint64_t cp_call_bytes(const struct cp_call *c)
@@ -119,7 +120,7 @@ static void die(siginfo_t *si)
 	sigemptyset(&only);
 	sigaddset(&only, SIGPIPE);
 	pthread_sigmask(SIG_UNBLOCK, &only, NULL);
-	syscall(SYS_rt_tgsigqueueinfo, getpid(), tid(), SIGPIPE, si);
+	cp_real_syscall(SYS_rt_tgsigqueueinfo, getpid(), tid(), SIGPIPE, si);
 	/* not reached unless another thread put a handler back in between: it has the signal */
 }
 
@@ -173,7 +174,7 @@ void cp_sigpipe_deliver(void)
 	si.si_pid = getpid();
 	si.si_uid = getuid();
 	si.si_value.sival_ptr = REDELIVERED;
-	syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid(), SIGPIPE, &si);
+	cp_real_syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid(), SIGPIPE, &si);
 	errno = saved;
 }
 
@@ -187,9 +188,9 @@ void cp_sigpipe_take_back(void)
 		sigaddset(&only, SIGPIPE);
 		siginfo_t si;
 		struct timespec zero = { 0, 0 };
-		if (syscall(SYS_rt_sigtimedwait, &only, &si, &zero, KERNEL_SIGSET_SIZE) == SIGPIPE &&
+		if (cp_real_syscall(SYS_rt_sigtimedwait, &only, &si, &zero, KERNEL_SIGSET_SIZE) == SIGPIPE &&
 		    !from_kernel(&si))
-			syscall(SYS_rt_tgsigqueueinfo, getpid(), tid(), SIGPIPE, &si); /* not ours */
+			cp_real_syscall(SYS_rt_tgsigqueueinfo, getpid(), tid(), SIGPIPE, &si); /* not ours */
 	}
 	errno = saved;
 }
@@ -198,7 +199,7 @@ ssize_t cp_sigpipe_quiet_write(int fd, const void *buf, size_t n)
 {
 	cp_sigdisp_init(); /* the handler in front before the first line can break a pipe */
 	own_write++;
-	ssize_t w = syscall(SYS_write, fd, buf, n);
+	ssize_t w = cp_real_syscall(SYS_write, fd, buf, n);
 	int err = errno;
 	own_write--;
 	/* not blocked: the handler dropped it; blocked (the drainer thread, a SIGPIPE handler of

@@ -60,6 +60,15 @@ bool cp_sock_still_registered(int fd, const struct cp_sock *s)
 	return s->ident_peer.family == 0 || cp_info_peer_is(fd, &s->ident_peer, s->ident_port);
 }
 
+bool cp_sock_still_open_as(int fd, const struct cp_sock *s)
+{
+	if (s->cookie != 0 || s->ident_peer.family != 0)
+		return cp_sock_still_registered(fd, s);
+	if (!cp_info_is_tcp(fd)) /* closed, or another kind of file took the number */
+		return false;
+	return s->facts.peer.family == 0 || cp_info_peer_is(fd, &s->facts.peer, s->facts.peer_port);
+}
+
 static void eplock(struct cp_sock *s)
 {
 	while (atomic_flag_test_and_set_explicit(&s->eplock, memory_order_acquire))

@@ -66,6 +66,9 @@ struct cp_sock {
 	bool facts_known;
 	atomic_bool shut_wr;   /* the program called shutdown(SHUT_WR or SHUT_RDWR) */
 	atomic_bool linger0;   /* the program set SO_LINGER {1, 0} itself */
+	/* sent to another process over a UNIX socket (SCM_RIGHTS): its receiver holds it too,
+	 * where the shim cannot count it, so no close in this process ever acts on it */
+	atomic_bool given_away;
 	struct cp_socket_facts facts;
 	const struct cp_rule *rule; /* matched at connect/accept; NULL = no rule */
 	uint64_t born_ns;           /* CLOCK_MONOTONIC at connect/accept */
@@ -96,12 +99,18 @@ bool cp_sock_unref_is_last(struct cp_sock *s);
 #define CP_REF_COUNTED 1u  /* one reference added for a child */
 #define CP_REF_KEEP 2u     /* a descriptor without FD_CLOEXEC: survives exec */
 #define CP_REF_DONE 4u     /* handled by the pass */
+#define CP_REF_RELEASED 8u /* close-on-exec: its reference dropped before the exec */
 
 /* Before anything destructive: is fd still the socket registered (SO_COOKIE, or the peer an
  * accepted socket had), and not another file that took its number after a close the shim did not
  * see (fclose of an fdopen'd socket, glibc-internal closes)? True when neither was recorded (a
  * rule that never acts), and when the socket has no peer any more (reset: nothing to harm). */
 bool cp_sock_still_registered(int fd, const struct cp_sock *s);
+
+/* Where the table may be stale (at exit: a close by io_uring or another route the shim does
+ * not see): is fd still open as the socket registered? As above, and without a recorded
+ * identity: fd is a TCP socket with the peer the shim noted, if it noted one. */
+bool cp_sock_still_open_as(int fd, const struct cp_sock *s);
 
 /* epoll registrations of the program (set by the epoll_ctl wrapper, used at close). */
 void cp_sock_epreg_add(struct cp_sock *s, int epfd, int fd);

@@ -10,6 +10,7 @@
 #include "shim/actions.h"
 #include "shim/close.h"
 #include "shim/config.h"
+#include "shim/counters.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/fdtable.h"
@@ -56,6 +57,7 @@ void cp_track_socket(int fd, int domain, int type, int protocol)
 		s = cp_sock_new();
 		if (s != NULL)
 			s->kind = CP_KIND_TCP;
+		cp_ctr_ensure();
 	}
 	store(fd, s);
 	errno = saved;
@@ -65,6 +67,7 @@ void cp_track_socket(int fd, int domain, int type, int protocol)
 static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 			      const struct sockaddr *peer, socklen_t peer_len)
 {
+	cp_ctr_ensure(); /* a prefork server's worker: its own counters file and reload thread */
 	s->role = (uint8_t)role;
 	s->facts.role = role;
 	s->born_ns = cp_now_ns();
@@ -77,7 +80,7 @@ static void become_connection(int fd, struct cp_sock *s, enum cp_role role,
 	 * need it later, when getpeername no longer answers. */
 	if (s->facts.peer.family == 0 && peer != NULL)
 		cp_info_addr(peer, peer_len, &s->facts.peer, &s->facts.peer_port);
-	s->rule = cp_matcher_match(&cp_cfg.matcher, &s->facts);
+	s->rule = cp_matcher_match(cp_cfg_matcher(), &s->facts);
 	/* The identity to check before anything destructive; a rule that never acts needs none.
 	 * An accepted socket's is its peer. A connected one's peer may differ from what the
 	 * program named (0.0.0.0 reaches 127.0.0.1): its cookie. */
@@ -254,4 +257,59 @@ void cp_track_setsockopt(int fd, int level, int name, const void *val, socklen_t
 		return;
 	const struct linger *lg = val;
 	atomic_store(&s->linger0, lg->l_onoff != 0 && lg->l_linger == 0);
+}
+
+/* Each descriptor carried by msg's SCM_RIGHTS messages. The kernel has read (sent) or written
+ * (received) the control data: it is readable. */
+static void for_each_right(const struct msghdr *msg, void (*fn)(int fd))
+{
+	if (msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
+	     c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0))
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		const unsigned char *data = CMSG_DATA(c);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, data + i * sizeof fd, sizeof fd);
+			fn(fd);
+		}
+	}
+}
+
+static void give_away(int fd)
+{
+	struct cp_sock *s = cp_fd_get(fd);
+	if (s != NULL && s != CP_SOCK_SHIM)
+		atomic_store(&s->given_away, true);
+}
+
+static void note_received(int fd)
+{
+	if (cp_fd_get(fd) != NULL || !cp_info_is_tcp(fd))
+		return;
+	struct cp_sock *s = cp_sock_new();
+	if (s == NULL)
+		return;
+	s->kind = CP_KIND_OTHER; /* its other holders are unknown: never acted on */
+	s->unknown_holders = true;
+	cp_info_facts(fd, &s->facts);
+	s->facts_known = true;
+	store(fd, s);
+}
+
+void cp_track_rights_sent(const struct msghdr *msg)
+{
+	int saved = errno;
+	for_each_right(msg, give_away);
+	errno = saved;
+}
+
+void cp_track_rights_received(const struct msghdr *msg)
+{
+	int saved = errno;
+	for_each_right(msg, note_received);
+	errno = saved;
 }

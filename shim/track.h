@@ -24,6 +24,11 @@ int cp_track_before_dup2(int oldfd, int newfd);
 void cp_track_shutdown(int fd, int how);
 void cp_track_epoll_ctl(int epfd, int op, int fd);
 void cp_track_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
+/* sendmsg/sendmmsg sent msg: the sockets it carried in SCM_RIGHTS are given away (sock.h). */
+void cp_track_rights_sent(const struct msghdr *msg);
+/* recvmsg/recvmmsg received msg: a TCP socket it carried in SCM_RIGHTS is noted with its
+ * addresses, for the log (its peer is gone by the time a write fails), and is never acted on. */
+void cp_track_rights_received(const struct msghdr *msg);
 /* true when fd is one of the shim's own descriptors (the program's calls on it get EBADF) */
 _Bool cp_track_is_shim_fd(int fd);
 

@@ -4,6 +4,7 @@
  * Calls on the shim's own descriptors get EBADF, as they would without the shim. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -19,8 +20,10 @@
 #include "shim/exitpath.h"
 #include "shim/hot.h"
 #include "shim/inherit.h"
+#include "shim/rawsys.h"
 #include "shim/real.h"
 #include "shim/refs.h"
+#include "shim/reload.h"
 #include "shim/sigdisp.h"
 #include "shim/track.h"
 #include "shim/writes.h"
@@ -42,6 +45,7 @@ EXPORT cp_handler_t __sysv_signal(int sig, cp_handler_t handler);
 EXPORT cp_handler_t sigset(int sig, cp_handler_t disp);
 EXPORT int sigignore(int sig);
 EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout);
 
 static int ebadf(void)
 {
@@ -62,6 +66,12 @@ EXPORT pid_t fork(void)
 EXPORT pid_t vfork(void)
 {
 	return cp_fork();
+}
+
+/* main() leaving by pthread_exit: the shim's reload thread leaves too (reload.h). */
+EXPORT void pthread_exit(void *ret)
+{
+	cp_reload_pthread_exit(ret);
 }
 
 /* ---- exec and spawn: the new image learns which sockets it inherits (inherit.h) ---- */
@@ -435,6 +445,34 @@ EXPORT ssize_t sendfile64(int out, int in, off64_t *offset, size_t count)
 EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len, unsigned int flags)
 {
 	return cp_splice(in, off_in, out, off_out, len, flags);
+}
+
+/* ---- receiving: a socket that arrives in SCM_RIGHTS is noted, never acted on (track.h) ---- */
+
+CP_HOT EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t r = cp_real_recvmsg(fd, msg, flags);
+	if (r >= 0 && __builtin_expect(msg->msg_controllen != 0, 0))
+		cp_track_rights_received(msg);
+	return r;
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *timeout)
+{
+	int r = cp_real_recvmmsg(fd, vec, vlen, flags, timeout);
+	for (int i = 0; i < r; i++)
+		if (vec[i].msg_hdr.msg_controllen != 0)
+			cp_track_rights_received(&vec[i].msg_hdr);
+	return r;
+}
+
+/* ---- syscall(): the numbers above take the same paths (rawsys.c) ---- */
+
+EXPORT long syscall(long number, ...)
+{
+	long a[6];
+	CP_SYSCALL_WORDS(a, number);
+	return cp_syscall(number, a);
 }
 
 /* ---- SIGPIPE's installers (sigdisp.c); every other signal goes straight to the C library ---- */

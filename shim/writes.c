@@ -12,6 +12,7 @@
 #include "shim/sigdisp.h"
 #include "shim/sigpipe.h"
 #include "shim/sockinfo.h"
+#include "shim/track.h"
 
 static const char *const HELD_BACK = "no SIGPIPE delivered (sigpipe: ignore)";
 
@@ -110,8 +111,11 @@ CP_HOT ssize_t cp_sendmsg(int fd, const struct msghdr *msg, int flags)
 	if (cp_fd_get(fd) == CP_SOCK_SHIM)
 		return ebadf();
 	ssize_t r = cp_real_sendmsg(fd, msg, flags | MSG_NOSIGNAL);
-	if (r >= 0)
+	if (r >= 0) {
+		if (__builtin_expect(msg->msg_controllen != 0, 0))
+			cp_track_rights_sent(msg);
 		return r;
+	}
 	/* EPIPE and ECONNRESET come after the kernel has read msg: it is readable */
 	bool logged = errno == EPIPE || errno == ECONNRESET;
 	return socket_failed(fd, "sendmsg", logged ? iov_bytes(msg->msg_iov, msg->msg_iovlen) : 0,
@@ -231,6 +235,9 @@ int cp_sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 			     .msg = vlen > 0 && vec != NULL ? &vec[0].msg_hdr : NULL };
 	int r;
 	MARKED(c, r = cp_real_sendmmsg(fd, vec, vlen, flags));
+	for (int i = 0; i < r; i++) /* the messages sent */
+		if (vec[i].msg_hdr.msg_controllen != 0)
+			cp_track_rights_sent(&vec[i].msg_hdr);
 	return r >= 0 ? r : (int)marked_failed(&c, flags & MSG_NOSIGNAL);
 }
 

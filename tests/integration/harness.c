@@ -394,7 +394,7 @@ char *h_log_wait(const struct h_proc *p, int timeout_ms, ...)
 	return found;
 }
 
-int h_log_wait_count(const struct h_proc *p, int n, int timeout_ms, ...)
+int h_log_wait_lines(const struct h_proc *p, int n, int timeout_ms, ...)
 {
 	const char *needles[16];
 	va_list ap;

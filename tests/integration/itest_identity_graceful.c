@@ -1,6 +1,5 @@
 /* A number reused after a close the shim did not see, under a graceful policy (itest_identity
- * covers reset, which checks who the number is first). step_server stands in for pthread_create,
- * which the ThreadSanitizer runtime must see for the drainer thread: not run under TSan. */
+ * covers reset, which checks who the number is first). */
 #include "harness.h"
 
 #include <stdint.h>

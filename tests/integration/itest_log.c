@@ -1,4 +1,4 @@
-/* The log: JSON lines with the SPEC's fields, the file created 0600 and appended to,
+/* The log: JSON lines with the fields of libclosepolicy(7), the file created 0600 and appended to,
  * CLOSEPOLICY_FORMAT overriding the policy, the TCP_INFO summary on close. */
 #include "harness.h"
 

@@ -67,6 +67,28 @@ static void test_bad_policy_is_2_and_command_not_started(void **state)
 	rmdir(dir);
 }
 
+/* A relative log path is taken from the directory the program starts in, by CLOSEPOLICY_LOG as by
+ * `closepolicy run -l`, and the processes it starts in other directories write to the same file. */
+static void test_relative_path(void **state)
+{
+	(void)state;
+	struct h_proc p;
+	char out[4096];
+	h_shell(&p,
+		"set -e; cd \"$(dirname \"$LOG\")\"; printf 'version: 1\\n' > p.yaml\n"
+		"CLOSEPOLICY_LOG=env.log \"$CP\" run -p p.yaml -- /bin/sh -c 'cd / && exec /bin/true'\n"
+		"\"$CP\" run -p p.yaml -l opt.log -- /bin/sh -c 'cd / && exec /bin/true'\n"
+		"for f in env.log opt.log; do\n"
+		"  grep -q 'event=policy outcome=loaded.* program=sh ' $f\n"
+		"  grep -q 'event=policy outcome=loaded.* program=true ' $f\n"
+		"done\n"
+		"! grep -q event=error env.log opt.log\n"
+		"test ! -e /env.log && test ! -e /opt.log && echo ok\n",
+		out, sizeof out);
+	assert_string_equal(out, "ok\n");
+	h_finish(&p);
+}
+
 int main(void)
 {
 	const char *b = getenv("BUILD");
@@ -78,6 +100,7 @@ int main(void)
 	if (snprintf(cmd, sizeof cmd, "%s/closepolicy", abs) >= (int)sizeof cmd)
 		return 1;
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_relative_path),
 		cmocka_unit_test(test_exit_status_is_commands),
 		cmocka_unit_test(test_signal_is_commands),
 		cmocka_unit_test(test_not_found_is_127),

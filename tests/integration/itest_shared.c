@@ -1,4 +1,4 @@
-/* Shared sockets (SPEC §3): a policy acts once, at the socket's last close in any process.
+/* Shared sockets (libclosepolicy(7), LAST-REFERENCE SEMANTICS): a policy acts once, at the socket's last close in any process.
  * A fork-per-connection server whose parent closes its copy right after fork: the child (or a
  * program it execs, or one spawned with posix_spawn) still delivers everything, then EOF. With
  * the cross-process counting switched off (the test-only CLOSEPOLICY_TEST_NO_SHARED_REFS=1) the
@@ -50,6 +50,39 @@ static void fork_server_delivers_all(const char *mode, const char *writer)
 	assert_int_equal(h_log_count(&p, "event=close", "action=graceful", program, NULL), CONNS);
 	assert_int_equal(h_log_count(&p, "event=close", parent, NULL), 0);
 	assert_int_equal(h_log_count(&p, "event=error", NULL), 0);
+	h_finish(&p);
+}
+
+/* The parent's close leaves the socket to its child: no action, and at debug level a close line
+ * that says so, with the rule that did not act. */
+static void test_held_elsewhere_is_logged_at_debug(void **state)
+{
+	(void)state;
+	struct h_proc p;
+	h_spawn(&p, "version: 1\nlog: {level: debug}\nrules:\n  - name: web\n    action: graceful\n", NULL,
+		"fork_server", "-k", "1", NULL);
+	int port = (int)h_expect(&p, "port ", 5000);
+	int fd = h_connect(port, 0);
+	h_expect(&p, "closed ", 5000);
+	h_send_all(fd, "go\n", 3);
+	struct h_read r = h_read_to_end(fd, 10000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.bytes, BYTES);
+	close(fd);
+	assert_int_equal(h_expect(&p, "child ", 5000), 0);
+	h_expect(&p, "done", 5000);
+	int st = h_wait(&p, 10000);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char parent[48];
+	snprintf(parent, sizeof parent, "closepolicy[%d]", (int)p.pid);
+	char *line = h_log_wait(&p, 5000, parent, "event=close", "held elsewhere", NULL);
+	assert_non_null(line);
+	assert_non_null(strstr(line, "rule=web"));
+	assert_non_null(strstr(line, "another process"));
+	free(line);
+	/* the child's close acts: one close with the action, one drain */
+	assert_int_equal(h_log_count(&p, "event=close", "action=graceful", "held elsewhere", NULL), 1);
+	assert_int_equal(h_log_count(&p, "event=drain", NULL), 1);
 	h_finish(&p);
 }
 
@@ -165,6 +198,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fork_child_delivers_all),
+		cmocka_unit_test(test_held_elsewhere_is_logged_at_debug),
 		cmocka_unit_test(test_exec_helper_delivers_all),
 		cmocka_unit_test(test_posix_spawn_helper_delivers_all),
 		cmocka_unit_test(test_fork_without_tracking_loses_data),

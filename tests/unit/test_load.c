@@ -42,6 +42,7 @@ static void test_defaults(void **state)
 	assert_null(p->log.path);
 	assert_int_equal(p->log.format, CP_FORMAT_TEXT);
 	assert_int_equal(p->log.level, CP_LEVEL_INFO);
+	assert_int_equal(p->log.rate, 0);
 	assert_int_equal(p->n_rules, 0);
 	assert_string_equal(p->source, "t.yaml");
 	cp_policy_free(p);
@@ -75,6 +76,7 @@ static const char full[] =
 	"  target: /var/log/cp.log\n"
 	"  format: json\n"
 	"  level: debug\n"
+	"  rate: 50\n"
 	"rules:\n"
 	"  - name: web\n"
 	"    match:\n"
@@ -107,6 +109,7 @@ static void test_every_key_explicit(void **state)
 	assert_string_equal(p->log.path, "/var/log/cp.log");
 	assert_int_equal(p->log.format, CP_FORMAT_JSON);
 	assert_int_equal(p->log.level, CP_LEVEL_DEBUG);
+	assert_int_equal(p->log.rate, 50);
 	assert_int_equal(p->n_rules, 1);
 	const struct cp_rule *r = &p->rules[0];
 	assert_string_equal(r->name, "web");
@@ -161,6 +164,11 @@ static const struct error_case errors[] = {
 	{"list where a number belongs", V "max_draining: [1]\n", 2, 15, "expected a number, got a list"},
 	{"string where a number belongs", V "max_draining: lots\n", 2, 15, "expected a whole number"},
 	{"number out of range", V "max_draining: 1000001\n", 2, 15, "out of range 0..1000000"},
+	{"log rate not a number", V "log: {rate: fast}\n", 2, 13, "rate: expected a whole number"},
+	{"log rate negative", V "log: {rate: -5}\n", 2, 13, "rate"},
+	{"log rate out of range", V "log: {rate: 1000001}\n", 2, 13, "out of range 0..1000000"},
+	{"log rate a list", V "log:\n  rate: [10]\n", 3, 9, "expected a number, got a list"},
+	{"log rate misspelt", V "log: {rat: 10}\n", 2, 7, "did you mean rate?"},
 	{"map where a port belongs", V "rules:\n  - match:\n      local_port: {a: 1}\n", 4, 19, "expected a value or a list, got a map"},
 	{"port zero", V "rules:\n  - match: {local_port: 0}\n", 3, 25, "port out of range 1..65535"},
 	{"port too big", V "rules:\n  - match: {peer_port: 65536}\n", 3, 24, "port out of range"},
@@ -209,7 +217,7 @@ static const struct error_case errors[] = {
 	{"not a map", "- a\n", 1, 1, "must be a map"},
 	{"a plain string", "hello\n", 1, 1, "must be a map"},
 	{"two documents", V "---\nversion: 1\n", 3, 1, "one YAML document"},
-	{"a huge map", V "log: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10, k: 11, l: 12, m: 13}\n", 2, 6, "13 keys, but only 3 are valid here"},
+	{"a huge map", V "log: {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10, k: 11, l: 12, m: 13, n: 14, o: 15, p: 16, q: 17}\n", 2, 6, "17 keys, but only 4 are valid here"},
 	{"key not a name", V "[a]: 1\n", 2, 1, "a key must be a plain name"},
 };
 

@@ -58,7 +58,7 @@ LIB := $(BUILD)/libclosepolicy.so
 CMD := $(BUILD)/closepolicy
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all check unit integration stress demo bench install uninstall clean deps deb check-docs \
+.PHONY: all check unit integration real stress demo bench install uninstall clean deps deb check-docs \
 	check-install check-deb
 all: $(LIB) $(CMD)
 
@@ -148,12 +148,17 @@ ifeq ($(SAN),)
 	@$(MAKE) --no-print-directory check-docs check-install check-deb
 	@BUILD=$(BUILD) bash demo/demo.sh > $(BUILD)/demo.out 2>&1 || { cat $(BUILD)/demo.out; echo "make check: the demo's outcomes are wrong"; exit 1; }
 	@sed -n '/^Summary/,$$p' $(BUILD)/demo.out
+	@BUILD=$(BUILD) bash tests/real/run.sh
 	@$(MAKE) --no-print-directory SAN=1 unit integration
 	@$(MAKE) --no-print-directory SAN=thread integration
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) > $(BUILD)/fuzz.out 2>&1 || { tail -n 40 $(BUILD)/fuzz.out; echo "make check: the fuzzer found a problem"; exit 1; }
 	@grep -E "^Done|stat::number_of_executed_units" $(BUILD)/fuzz.out
 endif
 	@echo "make check: all tests passed ($(BUILD)$(if $(SAN),,, build-san, build-tsan))"
+
+# Real programs (nginx, busybox httpd, socat, python3 http.server, curl) under a graceful policy.
+real: $(LIB)
+	@BUILD=$(BUILD) bash tests/real/run.sh
 
 # The stress test at full size (make check runs it with 3000 connections).
 STRESS_CONNS ?= 30000

@@ -3,7 +3,9 @@
  *   echo      the client closes first, the server reads EOF and closes (an echo protocol);
  *   close-first  the server closes right after replying and the client reads to EOF (HTTP/1.0):
  *             here graceful does its full work, a drain per connection.
- * Figures: connections per second and the ratio, for each ending.
+ * Figures: connections per second and the ratio, for each ending; the server's CPU time per
+ * connection (all its threads, utime + stime from /proc/PID/stat over the run); and, when strace is
+ * installed, the server's system calls per connection (strace -f -c; slower, so its own runs).
  * Clients and server share the machine's CPUs, all of them busy: the ratio is one of total work
  * per connection (the clients' included), as on a host serving its own clients.
  * Each connection comes from another 127.0.0.x, as from many clients: from one address, connect()
@@ -39,8 +41,8 @@ static void serve(int ready_fd)
 	struct sockaddr_in a;
 	socklen_t len = sizeof a;
 	getsockname(listener, (struct sockaddr *)&a, &len);
-	int port = ntohs(a.sin_port);
-	if (write(ready_fd, &port, sizeof port) != sizeof port)
+	int id[2] = { ntohs(a.sin_port), (int)getpid() };
+	if (write(ready_fd, id, sizeof id) != sizeof id)
 		exit(1);
 	close(ready_fd);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -107,7 +109,32 @@ static void *client(void *arg)
 	return NULL;
 }
 
-static double run(int with_shim, const char *policy, const char *lib)
+static char self[PATH_MAX];
+
+/* CPU time of process pid so far (all threads), in microseconds. */
+static double cpu_us(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL || fgets(buf, sizeof buf, f) == NULL)
+		exit(1);
+	fclose(f);
+	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+	unsigned long utime = 0, stime = 0;
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+		exit(1);
+	return (double)(utime + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+struct result {
+	double rate;     /* connections per second */
+	double cpu;      /* the server's CPU microseconds per connection */
+	double calls;    /* system calls per connection (strace runs only) */
+};
+
+/* One run of SECONDS; under strace -f -c (trace != NULL: its output file) for the count. */
+static struct result run(int with_shim, const char *policy, const char *lib, const char *trace)
 {
 	int ready[2];
 	if (pipe(ready) != 0)
@@ -118,22 +145,35 @@ static double run(int with_shim, const char *policy, const char *lib)
 		if (with_shim) {
 			setenv("LD_PRELOAD", lib, 1);
 			setenv("CLOSEPOLICY_FILE", policy, 1);
+			setenv("CLOSEPOLICY_LOG", "/dev/null", 1);
 		}
 		char fd[16];
 		snprintf(fd, sizeof fd, "%d", ready[1]);
-		execl("/proc/self/exe", "bench_echo", "--serve", fd, server_closes_first ? "close-first" : "echo",
-		      (char *)NULL);
+		const char *mode = server_closes_first ? "close-first" : "echo";
+		if (trace != NULL) {
+			char pre[PATH_MAX + 16];
+			snprintf(pre, sizeof pre, "LD_PRELOAD=%s", with_shim ? lib : "");
+			unsetenv("LD_PRELOAD"); /* strace itself runs bare; -E gives the server its own */
+			execlp("strace", "strace", "-f", "-qq", "-c", "-o", trace, "-E", pre, self, "--serve", fd,
+			       mode, (char *)NULL);
+		} else {
+			execl(self, "bench_echo", "--serve", fd, mode, (char *)NULL);
+		}
 		_exit(127);
 	}
 	close(ready[1]);
-	if (read(ready[0], &port, sizeof port) != sizeof port) {
+	int id[2];
+	if (read(ready[0], id, sizeof id) != sizeof id) {
 		fprintf(stderr, "bench_echo: server did not start\n");
 		exit(1);
 	}
 	close(ready[0]);
+	port = id[0];
+	pid_t server = id[1];
 	pthread_t threads[CLIENT_THREADS];
 	long done[CLIENT_THREADS] = {0};
 	running = 1;
+	double cpu0 = cpu_us(server);
 	double t0 = bench_now_ns();
 	for (int i = 0; i < CLIENT_THREADS; i++)
 		pthread_create(&threads[i], NULL, client, &done[i]);
@@ -146,9 +186,25 @@ static double run(int with_shim, const char *policy, const char *lib)
 		sum += done[i];
 	}
 	double seconds = (bench_now_ns() - t0) / 1e9;
-	kill(pid, SIGKILL);
+	struct result r = { .rate = (double)sum / seconds, .cpu = (cpu_us(server) - cpu0) / (double)sum };
+	kill(server, SIGKILL);
 	waitpid(pid, NULL, 0);
-	return (double)sum / seconds;
+	if (trace != NULL) {
+		FILE *f = fopen(trace, "r");
+		char line[256];
+		long calls = -1;
+		while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+			double pct, secs;
+			long usecs, c;
+			if (strstr(line, " total") && sscanf(line, "%lf %lf %ld %ld", &pct, &secs, &usecs, &c) == 4)
+				calls = c;
+		}
+		if (f != NULL)
+			fclose(f);
+		unlink(trace);
+		r.calls = calls > 0 ? (double)calls / (double)sum : -1;
+	}
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -165,30 +221,67 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	const char *policy = bench_policy("version: 1\nlog: {level: warn}\nrules:\n"
-					  "  - {match: {role: server}, action: graceful}\n");
+	if (!realpath("/proc/self/exe", self))
+		return 1;
+	const char *warn = "version: 1\nlog: {level: warn}\nrules:\n  - {match: {role: server}, action: graceful}\n";
+	const char *info = "version: 1\nlog: {format: json}\nrules:\n  - {match: {role: server}, action: graceful}\n";
+	char warn_path[64], info_path[64];
+	snprintf(warn_path, sizeof warn_path, "%s", bench_policy(warn));
+	rename(warn_path, strcat(strcpy(info_path, warn_path), ".warn"));
+	snprintf(warn_path, sizeof warn_path, "%s", info_path);
+	snprintf(info_path, sizeof info_path, "%s", bench_policy(info));
 	/* This machine's speed drifts by tens of percent over seconds: each ratio comes from a pair
-	 * of runs side by side (order alternating), and the figure is the median pair. */
-	for (server_closes_first = 0; server_closes_first < 2; server_closes_first++) {
-		double bare[PAIRS], shim[PAIRS], ratio[PAIRS];
+	 * of runs side by side (order alternating), and the figure is the median pair. Level warn
+	 * for both endings; the default level (info, JSON lines to a file) where the server closes
+	 * first, where it has a close and a drain line per connection. */
+	for (int c = 0; c < 3; c++) {
+		server_closes_first = c > 0;
+		const char *policy = c == 2 ? info_path : warn_path;
+		double bare[PAIRS], shim[PAIRS], ratio[PAIRS], cbare[PAIRS], cshim[PAIRS], cratio[PAIRS];
 		for (int i = 0; i < PAIRS; i++) {
+			struct result b, g;
 			if (i % 2) {
-				shim[i] = run(1, policy, lib);
-				bare[i] = run(0, NULL, lib);
+				g = run(1, policy, lib, NULL);
+				b = run(0, NULL, lib, NULL);
 			} else {
-				bare[i] = run(0, NULL, lib);
-				shim[i] = run(1, policy, lib);
+				b = run(0, NULL, lib, NULL);
+				g = run(1, policy, lib, NULL);
 			}
-			ratio[i] = shim[i] / bare[i];
+			bare[i] = b.rate, shim[i] = g.rate, ratio[i] = g.rate / b.rate;
+			cbare[i] = b.cpu, cshim[i] = g.cpu, cratio[i] = g.cpu / b.cpu;
 		}
 		qsort(bare, PAIRS, sizeof bare[0], bench_cmp_double);
 		qsort(shim, PAIRS, sizeof shim[0], bench_cmp_double);
 		qsort(ratio, PAIRS, sizeof ratio[0], bench_cmp_double);
+		qsort(cbare, PAIRS, sizeof cbare[0], bench_cmp_double);
+		qsort(cshim, PAIRS, sizeof cshim[0], bench_cmp_double);
+		qsort(cratio, PAIRS, sizeof cratio[0], bench_cmp_double);
+		const char *what = c == 0 ? "client closes first, warn" : c == 1 ? "server closes first, a drain each, warn"
+										 : "server closes first, a drain each, info";
 		printf("echo server (%s): bare %.0f conn/s, graceful policy %.0f conn/s, ratio %.3fx "
 		       "(median of %d pairs; lowest %.3fx, highest %.3fx)\n",
-		       server_closes_first ? "server closes first, a drain each" : "client closes first",
-		       bare[PAIRS / 2], shim[PAIRS / 2], ratio[PAIRS / 2], PAIRS, ratio[0], ratio[PAIRS - 1]);
+		       what, bare[PAIRS / 2], shim[PAIRS / 2], ratio[PAIRS / 2], PAIRS, ratio[0], ratio[PAIRS - 1]);
+		printf("echo server (%s): CPU per connection bare %.1f us, graceful %.1f us, ratio %.3fx (median pair)\n",
+		       what, cbare[PAIRS / 2], cshim[PAIRS / 2], cratio[PAIRS / 2]);
+		fflush(stdout);
 	}
-	unlink(policy);
+	if (system("command -v strace >/dev/null 2>&1") == 0) {
+		char trace[64];
+		snprintf(trace, sizeof trace, "/tmp/cp-bench-strace-%d", (int)getpid());
+		for (int c = 0; c < 2; c++) {
+			server_closes_first = c;
+			struct result b = run(0, NULL, lib, trace);
+			struct result w = run(1, warn_path, lib, trace);
+			struct result i = run(1, info_path, lib, trace);
+			printf("echo server (%s): system calls per connection (strace -f -c): bare %.2f, graceful warn "
+			       "%.2f (+%.2f), graceful info %.2f (+%.2f)\n",
+			       c ? "server closes first" : "client closes first", b.calls, w.calls, w.calls - b.calls,
+			       i.calls, i.calls - b.calls);
+		}
+	} else {
+		printf("echo server: system calls per connection not counted: strace is not installed\n");
+	}
+	unlink(warn_path);
+	unlink(info_path);
 	return 0;
 }

@@ -1,9 +1,13 @@
 /* closepolicy — the background drainer (see drainer.h).
  *
- * Hand-over is lock-free (a Treiber stack of pending sockets plus an eventfd to wake the thread),
- * so close() never waits on the drainer. The thread alone owns the active list; it holds
- * `active_lock` only while it works on the list (never while it sleeps in epoll_wait), and fork
- * takes that lock so the child sees a consistent list to clean up. */
+ * Hand-over is lock-free (a Treiber stack of sockets whose FIN close() has sent), and close() does
+ * not wake the thread while it is busy: it looks for new sockets on a short tick while it has had
+ * work lately. After a quiet spell it sleeps on a futex, and the close() that finds the queue
+ * empty and the thread asleep wakes it (one wake per burst); after a second of nothing it exits. A socket's first read waits FIRST_READ_NS, by when most peers have
+ * answered the FIN: one recv finds EOF and the socket is closed without epoll; only the rest are
+ * watched (one-shot). The thread alone owns its lists and its batch of log lines; it holds
+ * `active_lock` only while it works on them (never while it sleeps in epoll_wait), writes the
+ * batch before it lets the lock go, and fork takes that lock so the child sees consistent lists. */
 #include "shim/drainer.h"
 
 #include <errno.h>
@@ -13,7 +17,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <linux/futex.h>
 #include <limits.h>
 #include <sys/socket.h>
@@ -28,16 +31,25 @@
 #include "shim/ownfd.h"
 #include "shim/real.h"
 
-#define IDLE_EXIT_MS 1000 /* the thread exits after this long with nothing to drain */
+#define FIRST_READ_NS 2000000u /* a socket's first read waits at least this long after its FIN */
+#define BUSY_TICK_MS 10        /* with work done lately, new sockets are looked for this often */
+#define BUSY_SPELL_MS 100      /* "lately"; after that, the thread sleeps until woken */
+#define IDLE_EXIT_MS 1000      /* the thread exits after this long with nothing to drain */
 #define MAX_EVENTS 64
 
 static _Atomic(struct cp_sock *) pending;
 static atomic_int running;         /* a drainer thread exists (or is being started) */
-static atomic_int sleeping;        /* the thread is (about to be) in epoll_wait: wake it */
+static atomic_uint sleeping;       /* the thread sleeps on this futex word: wake it */
 static atomic_uint in_progress;    /* reserved places: background and synchronous drains */
-static atomic_int epfd = -1, evfd = -1;
+static atomic_int epfd = -1;
 static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cp_drain *active;    /* the thread's list; guarded by active_lock */
+/* guarded by active_lock: */
+static struct cp_drain *active;    /* watched in epoll */
+static struct cp_drain *fresh, *fresh_tail; /* handed over, first read still to come (oldest first) */
+static char batch_buf[16384];
+static struct cp_log_batch batch = { batch_buf, sizeof batch_buf, 0 }; /* lines of this round,
+								   written before the lock goes */
+static unsigned ended;             /* drains ended this round: places given back after the batch */
 
 uint64_t cp_now_ns(void)
 {
@@ -89,10 +101,15 @@ static long futex(atomic_uint *addr, int op, unsigned val, const struct timespec
 	return cp_real_syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
 }
 
+static void unreserve(unsigned n)
+{
+	if (n != 0 && atomic_fetch_sub(&in_progress, n) == n && atomic_load(&exit_waiting))
+		futex(&in_progress, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
 void cp_drain_unreserve(void)
 {
-	if (atomic_fetch_sub(&in_progress, 1) == 1 && atomic_load(&exit_waiting))
-		futex(&in_progress, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	unreserve(1);
 }
 
 void cp_drain_prepare(int fd, struct cp_sock *s)
@@ -156,67 +173,117 @@ const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, i
  * the idle one), so the list is walked only once this time has come. */
 static uint64_t next_expiry_ns = UINT64_MAX;
 
+/* The close line first: the order within one socket is close, then drain. */
+static void log_close_note(struct cp_drain *d)
+{
+	if (d->note.pending) {
+		d->note.pending = false;
+		cp_event_close_note(sock_of(d), d->prog_fd, &d->note, &batch);
+	}
+}
+
 static void finish(struct cp_drain *d, const char *outcome, int err, uint64_t now)
 {
 	struct cp_sock *s = sock_of(d);
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		active = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
+	if (d->watched) {
+		if (d->prev)
+			d->prev->next = d->next;
+		else
+			active = d->next;
+		if (d->next)
+			d->next->prev = d->prev;
+	}
 	/* an armed registration would go with the close, unless a fork briefly holds a copy of
 	 * the socket: then it could still report d, recycled by then */
 	if (d->armed)
 		cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_DEL, d->fd, NULL);
 	cp_ownfd_close(d->fd);
-	cp_event_drain(s, d->prog_fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
-	cp_drain_unreserve();
+	log_close_note(d);
+	cp_event_drain_into(&batch, s, d->prog_fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
+	ended++;
 	cp_sock_release(s);
 }
 
-/* A socket that is not the one registered any more (its number was reused after a close the
- * shim did not see) is only closed, as the program asked. */
-static void forget_stranger(struct cp_sock *s)
+/* Write the round's lines, then give back the places of the drains that ended: the exit path,
+ * waiting for those, must find their lines written. */
+static void end_round(void)
 {
-	cp_ownfd_close(s->drain.fd);
-	cp_drain_unreserve();
-	cp_sock_release(s);
+	cp_log_batch_flush(&batch);
+	unsigned n = ended;
+	ended = 0;
+	unreserve(n);
 }
 
-/* Sockets handed over by close(): shut their sending side and watch them. epoll reports at once
- * what is already there (data, the peer's FIN), so nothing is read here. */
-static void adopt_pending(uint64_t now)
+/* Sockets handed over since the last round join the end of the queue, oldest first. */
+static void take_pending(void)
 {
-	struct cp_sock *s = atomic_exchange(&pending, NULL);
-	while (s != NULL) {
+	struct cp_sock *s = atomic_exchange(&pending, NULL), *rev = NULL;
+	while (s != NULL) { /* the stack is newest first */
 		struct cp_sock *next = s->link;
-		struct cp_drain *d = &s->drain;
-		if (!cp_sock_still_registered(d->fd, s)) {
-			forget_stranger(s);
-			s = next;
-			continue;
-		}
-		cp_drain_prepare(d->fd, s);
-		struct epoll_event ev = { .events = WATCH, .data.ptr = d };
-		d->armed = true;
-		uint64_t first = d->start_ns + 1000000u * (s->rule->drain_timeout_ms < s->rule->drain_max_ms
-								  ? s->rule->drain_timeout_ms
-								  : s->rule->drain_max_ms);
-		if (first < next_expiry_ns)
-			next_expiry_ns = first;
-		d->prev = NULL;
-		d->next = active;
-		if (active)
-			active->prev = d;
-		active = d;
-		if (cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_ADD, d->fd, &ev) < 0) {
-			int e = errno;
-			d->armed = false;
-			cp_event_error(d->prog_fd, "epoll_ctl: cannot watch a draining socket", e, "closed it now");
-			finish(d, "reset", e, now);
-		}
+		s->link = rev;
+		rev = s;
 		s = next;
+	}
+	for (; rev != NULL; rev = rev->link) {
+		struct cp_drain *d = &rev->drain;
+		d->next = NULL;
+		if (fresh_tail)
+			fresh_tail->next = d;
+		else
+			fresh = d;
+		fresh_tail = d;
+	}
+}
+
+static void watch(struct cp_drain *d, uint64_t now)
+{
+	const struct cp_rule *r = sock_of(d)->rule;
+	uint64_t first = d->start_ns + 1000000u * (r->drain_timeout_ms < r->drain_max_ms ? r->drain_timeout_ms
+											: r->drain_max_ms);
+	if (first < next_expiry_ns)
+		next_expiry_ns = first;
+	d->watched = true;
+	d->prev = NULL;
+	d->next = active;
+	if (active)
+		active->prev = d;
+	active = d;
+	struct epoll_event ev = { .events = WATCH, .data.ptr = d };
+	d->armed = true;
+	if (cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_ADD, d->fd, &ev) < 0) {
+		int e = errno;
+		d->armed = false;
+		cp_event_error(d->prog_fd, "epoll_ctl: cannot watch a draining socket", e, "closed it now");
+		finish(d, "reset", e, now);
+	}
+}
+
+/* The first read: most peers have answered the FIN by now, and the socket ends here. */
+static void first_read(struct cp_drain *d, uint64_t now)
+{
+	int err = 0;
+	log_close_note(d);
+	uint64_t before = d->bytes;
+	int r = cp_drain_discard(d->fd, &d->bytes, &err);
+	if (d->bytes != before)
+		d->last_ns = now;
+	if (r > 0)
+		finish(d, "eof", 0, now);
+	else if (r < 0)
+		finish(d, "reset", err, now);
+	else
+		watch(d, now);
+}
+
+/* Read the queued sockets whose time has come (all of them: `all`). */
+static void read_fresh(uint64_t now, bool all)
+{
+	while (fresh != NULL && (all || fresh->start_ns + FIRST_READ_NS <= now)) {
+		struct cp_drain *d = fresh;
+		fresh = d->next;
+		if (fresh == NULL)
+			fresh_tail = NULL;
+		first_read(d, now);
 	}
 }
 
@@ -278,39 +345,40 @@ static int expire(uint64_t now)
 	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
+static int min_timeout(int a, int b)
+{
+	return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+/* The thread's round under active_lock: what epoll reported, the new sockets, the deadlines, the
+ * lines. Returns the ms until a deadline (-1: none). */
+static int round_locked(const struct epoll_event *evs, int n)
+{
+	uint64_t now = cp_now_ns();
+	for (int i = 0; i < n; i++)
+		on_readable(evs[i].data.ptr, now);
+	take_pending();
+	read_fresh(now, false); /* the others wait for the next tick */
+	int due = expire(now);
+	end_round();
+	return due;
+}
+
 static void *drainer_main(void *arg)
 {
 	(void)arg;
 	struct epoll_event evs[MAX_EVENTS];
+	int n = 0;
+	uint64_t busy_at = cp_now_ns();
 	for (;;) {
 		pthread_mutex_lock(&active_lock);
+		int due = round_locked(evs, n);
+		bool idle = fresh == NULL && active == NULL;
 		uint64_t now = cp_now_ns();
-		adopt_pending(now);
-		int timeout = expire(now);
-		pthread_mutex_unlock(&active_lock);
-
-		/* Announce the sleep, then look once more: a close() that handed a socket over in
-		 * between either sees `sleeping` and wakes us, or its socket is seen here. */
-		atomic_store(&sleeping, 1);
-		if (atomic_load(&pending) != NULL)
-			timeout = 0;
-		int n = epoll_wait(atomic_load(&epfd), evs, MAX_EVENTS, timeout < 0 ? IDLE_EXIT_MS : timeout);
-		atomic_store(&sleeping, 0);
-
-		pthread_mutex_lock(&active_lock);
-		now = cp_now_ns();
-		for (int i = 0; i < n; i++) {
-			if (evs[i].data.ptr == NULL) { /* the eventfd: new work was handed over */
-				uint64_t v;
-				(void)read(atomic_load(&evfd), &v, sizeof v);
-			}
-		}
-		adopt_pending(now);
-		for (int i = 0; i < n; i++)
-			if (evs[i].data.ptr != NULL)
-				on_readable(evs[i].data.ptr, now);
-		bool idle = n == 0 && timeout < 0 && active == NULL;
-		if (idle) {
+		if (!idle)
+			busy_at = now;
+		uint64_t quiet_ms = (now - busy_at) / 1000000u;
+		if (idle && quiet_ms >= IDLE_EXIT_MS) {
 			/* exit, unless a hand-over raced with the decision (it saw running == 1) */
 			atomic_store(&running, 0);
 			int expected = 0;
@@ -319,51 +387,54 @@ static void *drainer_main(void *arg)
 				pthread_mutex_unlock(&active_lock);
 				return NULL;
 			}
+			busy_at = now;
+			quiet_ms = 0;
 		}
 		pthread_mutex_unlock(&active_lock);
+
+		if (idle && quiet_ms >= BUSY_SPELL_MS) {
+			/* Nothing to watch: sleep until a close() wakes us, or until it is time to exit.
+			 * Announce the sleep, then look once more: a hand-over in between either sees
+			 * `sleeping` and wakes us, or its socket is seen here. */
+			atomic_store(&sleeping, 1);
+			if (atomic_load(&pending) == NULL) {
+				uint64_t left = (IDLE_EXIT_MS - quiet_ms) * 1000000u;
+				struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
+				futex(&sleeping, FUTEX_WAIT_PRIVATE, 1, &ts);
+			}
+			atomic_store(&sleeping, 0);
+			n = 0;
+			continue;
+		}
+		/* busy: close() does not wake the thread; new sockets are looked for on a tick, and one
+		 * due for its first read waits for the next (a round per tick, however many closes) */
+		n = epoll_wait(atomic_load(&epfd), evs, MAX_EVENTS, min_timeout(due, BUSY_TICK_MS));
+		if (n < 0)
+			n = 0;
 	}
 }
 
-static int make_fds(void)
+/* The epoll set lives among the shim's high numbers, like the copies, or not at all: left at a
+ * low number it would take one the program may count on (the program's just-closed one, at the
+ * descriptor limit). */
+static int make_epoll(void)
 {
-	if (atomic_load(&epfd) >= 0 && atomic_load(&evfd) >= 0)
+	if (atomic_load(&epfd) >= 0)
 		return 0;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	int ev = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ep < 0 || ev < 0) {
-		/* not marked as the shim's yet: cp_ownfd_close would leave them open, leaked in the
-		 * program's range */
+	if (ep < 0)
+		return -1;
+	int ep_high = cp_ownfd_move_high(ep);
+	if (ep_high < 0) {
 		int err = errno;
-		if (ep >= 0)
-			cp_real_close(ep);
-		if (ev >= 0)
-			cp_real_close(ev);
+		cp_real_close(ep); /* not marked as the shim's: cp_ownfd_close would leave it open */
 		errno = err;
-		return atomic_load(&epfd) >= 0 ? 0 : -1;
+		return -1;
 	}
-	int ep_high = cp_ownfd_move_high(ep), ev_high = cp_ownfd_move_high(ev);
-	if (ep_high >= 0)
-		ep = ep_high;
-	else
-		cp_ownfd_mark(ep);
-	if (ev_high >= 0)
-		ev = ev_high;
-	else
-		cp_ownfd_mark(ev);
-	struct epoll_event e = { .events = EPOLLIN, .data.ptr = NULL };
-	if (cp_real_epoll_ctl(ep, EPOLL_CTL_ADD, ev, &e) < 0)
-		goto fail;
 	int none = -1;
-	if (!atomic_compare_exchange_strong(&epfd, &none, ep))
-		goto fail; /* another thread made them first */
-	atomic_store(&evfd, ev);
+	if (!atomic_compare_exchange_strong(&epfd, &none, ep_high))
+		cp_ownfd_close(ep_high); /* another thread made it first */
 	return 0;
-fail:
-	if (ep >= 0)
-		cp_ownfd_close(ep);
-	if (ev >= 0)
-		cp_ownfd_close(ev);
-	return atomic_load(&epfd) >= 0 ? 0 : -1;
 }
 
 static int start_thread(void)
@@ -402,9 +473,10 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	d->fd = fd;
 	d->prog_fd = prog_fd;
 	d->bytes = 0;
+	d->armed = d->watched = false;
 	d->start_ns = d->last_ns = cp_now_ns();
-	if (make_fds() < 0) {
-		cp_event_error(prog_fd, "cannot create the drainer's epoll set and eventfd", errno,
+	if (make_epoll() < 0) {
+		cp_event_error(prog_fd, "cannot create the drainer's epoll set", errno,
 			       "drained before close returned");
 		return -1;
 	}
@@ -419,12 +491,11 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	 * thread fail to start here, the socket waits for the next start or the exit path. */
 	if (atomic_load(&running) == 0)
 		(void)ensure_thread(prog_fd);
-	/* A busy drainer finds the socket on its next round: no system call here. The raw syscall
-	 * because the shim's own writes never go through its wrappers. */
-	if (atomic_exchange(&sleeping, 0)) {
-		uint64_t one = 1;
-		(void)cp_real_syscall(SYS_write, atomic_load(&evfd), &one, sizeof one);
-	}
+	/* Asleep after a quiet spell: the first socket of a burst wakes it (the queue was empty; the
+	 * thread looks at the queue after announcing its sleep). Busy, it finds the socket on its
+	 * next tick: no system call here. */
+	if (head == NULL && atomic_load(&sleeping) != 0 && atomic_exchange(&sleeping, 0) != 0)
+		futex(&sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 	return 0;
 }
 
@@ -433,13 +504,15 @@ bool cp_drain_fd_moved(int from, int to)
 	/* under the lock, the thread is not between reading a number and using it (but for its
 	 * epoll_wait, which then fails once and comes round with the new number) */
 	pthread_mutex_lock(&active_lock);
-	int f = from, g = from;
-	bool found = atomic_compare_exchange_strong(&epfd, &f, to) ||
-		     atomic_compare_exchange_strong(&evfd, &g, to);
+	int f = from;
+	bool found = atomic_compare_exchange_strong(&epfd, &f, to);
 	for (struct cp_drain *d = active; d != NULL && !found; d = d->next)
 		if (d->fd == from)
 			d->fd = to, found = true;
-	/* handed over, not adopted yet: only pushes happen meanwhile, in front of what is read */
+	for (struct cp_drain *d = fresh; d != NULL && !found; d = d->next)
+		if (d->fd == from)
+			d->fd = to, found = true;
+	/* handed over, not taken yet: only pushes happen meanwhile, in front of what is read */
 	for (struct cp_sock *s = atomic_load(&pending); s != NULL && !found; s = s->link)
 		if (s->drain.fd == from)
 			s->drain.fd = to, found = true;
@@ -447,28 +520,54 @@ bool cp_drain_fd_moved(int from, int to)
 	return found;
 }
 
-/* ---- exit ---- */
+/* ---- exit, exec, a death by signal ---- */
+
+/* The lock without waiting on it for long: the exit path never blocks on the drainer, but a
+ * round (a few system calls per socket) is worth a few milliseconds for its lines. */
+static bool lock_briefly(void)
+{
+	for (int i = 0; i < 20; i++) {
+		if (pthread_mutex_trylock(&active_lock) == 0)
+			return true;
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+	return false;
+}
 
 /* Time is up: what is still draining is left to the kernel's close, read one last time so that
- * close sends FIN, not RST. Only if the drainer is not in the middle of a round (trylock: the
- * exit path never waits for a lock). */
+ * close sends FIN, not RST. */
 static void cut_at_exit(uint64_t now)
 {
-	if (pthread_mutex_trylock(&active_lock) != 0)
+	if (!lock_briefly())
 		return;
-	adopt_pending(now);
-	for (struct cp_drain *d = active; d != NULL; d = d->next) {
-		int err = 0;
-		(void)cp_drain_discard(d->fd, &d->bytes, &err);
-		cp_event_drain(sock_of(d), d->prog_fd, d->bytes, "exit", (now - d->start_ns) / 1000000u, err);
+	take_pending();
+	for (int list = 0; list < 2; list++) {
+		for (struct cp_drain *d = list == 0 ? active : fresh; d != NULL; d = d->next) {
+			int err = 0;
+			(void)cp_drain_discard(d->fd, &d->bytes, &err);
+			log_close_note(d);
+			cp_event_drain_into(&batch, sock_of(d), d->prog_fd, d->bytes, "exit",
+					    (now - d->start_ns) / 1000000u, err);
+		}
 	}
-	active = NULL; /* the process is ending: the descriptors go with it */
+	active = fresh = fresh_tail = NULL; /* the process is ending: the descriptors go with it */
+	cp_log_batch_flush(&batch);
 	pthread_mutex_unlock(&active_lock);
 }
 
 void cp_drain_finish_at_exit(uint64_t deadline_ns)
 {
 	atomic_store(&exit_waiting, 1);
+	/* the sockets closed just before exit need not wait for the thread's tick. Only those not
+	 * watched yet: a watched one may be in the events the thread holds, and only the thread
+	 * ends those. */
+	if (atomic_load(&in_progress) != 0 && pthread_mutex_trylock(&active_lock) == 0) {
+		take_pending();
+		read_fresh(cp_now_ns(), true);
+		end_round();
+		pthread_mutex_unlock(&active_lock);
+	}
 	for (;;) {
 		unsigned n = atomic_load(&in_progress);
 		uint64_t now = cp_now_ns();
@@ -482,6 +581,17 @@ void cp_drain_finish_at_exit(uint64_t deadline_ns)
 		struct timespec ts = { .tv_sec = (time_t)(left / 1000000000u), .tv_nsec = (long)(left % 1000000000u) };
 		futex(&in_progress, FUTEX_WAIT_PRIVATE, n, &ts);
 	}
+}
+
+void cp_drain_log_pending(void)
+{
+	if (pthread_mutex_trylock(&active_lock) != 0)
+		return; /* the thread is in a round: it writes its lines before it lets go */
+	take_pending();
+	for (struct cp_drain *d = fresh; d != NULL; d = d->next)
+		log_close_note(d);
+	cp_log_batch_flush(&batch);
+	pthread_mutex_unlock(&active_lock);
 }
 
 /* ---- fork ---- */
@@ -499,21 +609,26 @@ void cp_drain_atfork_parent(void)
 void cp_drain_atfork_child(void)
 {
 	/* The child's copies would keep half-closed sockets alive until it exits: close them. The
-	 * sockets stay the parent's to finish. */
+	 * sockets (and their lines) stay the parent's to finish. */
 	for (struct cp_drain *d = active, *n; d != NULL; d = n) {
 		n = d->next;
 		cp_ownfd_close(d->fd);
 	}
-	active = NULL;
+	for (struct cp_drain *d = fresh, *n; d != NULL; d = n) {
+		n = d->next;
+		cp_ownfd_close(d->fd);
+	}
+	active = fresh = fresh_tail = NULL;
+	batch.len = 0; /* (empty outside a round anyway) */
+	ended = 0;
 	for (struct cp_sock *s = atomic_exchange(&pending, NULL); s != NULL; s = s->link)
 		cp_ownfd_close(s->drain.fd);
 	/* the epoll set is the parent's open file: never touch it from here */
-	int ep = atomic_exchange(&epfd, -1), ev = atomic_exchange(&evfd, -1);
+	int ep = atomic_exchange(&epfd, -1);
 	if (ep >= 0)
 		cp_ownfd_close(ep);
-	if (ev >= 0)
-		cp_ownfd_close(ev);
 	atomic_store(&running, 0);
+	atomic_store(&sleeping, 0);
 	atomic_store(&in_progress, 0);
 	pthread_mutex_unlock(&active_lock);
 }

@@ -1,7 +1,8 @@
 /* closepolicy — the graceful close's second half: read and throw away what the peer still sends
  * until its EOF, `drain_timeout` of silence or `drain_max`, then close.
- * One background thread, started on demand, serves every socket with one epoll set and exits
- * when it has had nothing to do for a while (a permanent thread hangs programs whose main()
+ * close() sends the FIN itself and queues the socket. One background thread, started on demand,
+ * reads each once a tick later, watches the few still open with one epoll set, and exits when it
+ * has had nothing to do for a while (a permanent thread hangs programs whose main()
  * calls pthread_exit). Past `max_draining`, the caller drains synchronously instead. */
 #ifndef CLOSEPOLICY_DRAINER_H
 #define CLOSEPOLICY_DRAINER_H
@@ -18,9 +19,9 @@ int cp_drain_discard(int fd, uint64_t *bytes, int *err);
 bool cp_drain_reserve(void);
 void cp_drain_unreserve(void);
 
-/* Hand a socket to the background drainer, with a reserved place. fd is the shim's own copy
- * (cp_ownfd_dup_high); prog_fd the number the program closed (for the log); s->rule gives the
- * timeouts. The drainer owns s and fd from now on. Returns 0, or -1 when no thread could be
+/* Hand a socket to the background drainer, with a reserved place, its FIN sent. fd is the
+ * shim's own copy (cp_ownfd_dup_high); prog_fd the number the program closed (for the log);
+ * s->rule gives the timeouts; s->drain.note the close line still to write, if any. The drainer owns s and fd from now on. Returns 0, or -1 when no thread could be
  * started (the caller still owns both and drains synchronously). */
 int cp_drain_start(struct cp_sock *s, int fd, int prog_fd);
 
@@ -32,9 +33,13 @@ void cp_drain_prepare(int fd, struct cp_sock *s);
  * Returns the outcome ("eof", "idle", "max", "reset"); *err is the errno of a failed read. */
 const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err);
 
-/* One of the drainer's descriptors (its epoll set, its eventfd, a draining socket's copy) moved
+/* One of the drainer's descriptors (its epoll set, a draining socket's copy) moved
  * from `from` to `to` (the program took the number with dup2). False when it holds no `from`. */
 bool cp_drain_fd_moved(int from, int to);
+
+/* The close lines of sockets handed over and not read yet, written now (exec, a death by
+ * SIGPIPE: nothing of the drainer survives those). Never waits for the drainer. */
+void cp_drain_log_pending(void);
 
 /* Process exit: wait (a futex, no lock) until every drain in progress has ended or deadline_ns
  * has passed; then log what is left with outcome "exit". */

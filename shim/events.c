@@ -55,6 +55,20 @@ static void close_fields(struct cp_log_line *l, const struct cp_close_facts *c)
 		cp_log_int(l, "unsent", c->unsent);
 }
 
+static void close_tail(struct cp_log_line *l, const struct cp_close_facts *c)
+{
+	if (c->tcp.valid) {
+		cp_log_str(l, "state", cp_info_state_name(c->tcp.state));
+		cp_log_uint(l, "bytes_out", c->tcp.bytes_acked);
+		cp_log_uint(l, "bytes_in", c->tcp.bytes_received);
+		cp_log_uint(l, "rtt_ms", c->tcp.rtt_us / 1000);
+		cp_log_uint(l, "retrans", c->tcp.total_retrans);
+	}
+	if (c->sock->born_ns != 0)
+		cp_log_uint(l, "age_ms", c->age_ms);
+	cp_log_str(l, "message", c->message);
+}
+
 void cp_event_close(const struct cp_close_facts *c)
 {
 	if (!cp_log_enabled(CP_LEVEL_INFO))
@@ -62,17 +76,23 @@ void cp_event_close(const struct cp_close_facts *c)
 	struct cp_log_line l;
 	cp_log_begin(&l, CP_LEVEL_INFO, "close");
 	close_fields(&l, c);
-	if (c->tcp.valid) {
-		cp_log_str(&l, "state", cp_info_state_name(c->tcp.state));
-		cp_log_uint(&l, "bytes_out", c->tcp.bytes_acked);
-		cp_log_uint(&l, "bytes_in", c->tcp.bytes_received);
-		cp_log_uint(&l, "rtt_ms", c->tcp.rtt_us / 1000);
-		cp_log_uint(&l, "retrans", c->tcp.total_retrans);
-	}
-	if (c->sock->born_ns != 0)
-		cp_log_uint(&l, "age_ms", c->age_ms);
-	cp_log_str(&l, "message", c->message);
+	close_tail(&l, c);
 	cp_log_end(&l);
+}
+
+void cp_event_close_note(const struct cp_sock *s, int fd, const struct cp_close_note *n,
+			 struct cp_log_batch *b)
+{
+	if (!cp_log_enabled(CP_LEVEL_INFO))
+		return;
+	struct cp_close_facts c = { .fd = fd, .sock = s, .action = (enum cp_action)n->action,
+				    .unread = n->unread, .unsent = n->unsent, .age_ms = n->age_ms,
+				    .tcp = n->tcp };
+	struct cp_log_line l;
+	cp_log_begin_at(&l, CP_LEVEL_INFO, "close", n->ts_us, n->tid);
+	close_fields(&l, &c);
+	close_tail(&l, &c);
+	cp_log_end_into(&l, b);
 }
 
 void cp_event_close_held(const struct cp_close_facts *c)
@@ -113,6 +133,12 @@ void cp_event_risk(const struct cp_close_facts *c, const char *message)
 void cp_event_drain(const struct cp_sock *s, int fd, uint64_t bytes, const char *outcome, uint64_t ms,
 		    int err)
 {
+	cp_event_drain_into(NULL, s, fd, bytes, outcome, ms, err);
+}
+
+void cp_event_drain_into(struct cp_log_batch *b, const struct cp_sock *s, int fd, uint64_t bytes,
+			 const char *outcome, uint64_t ms, int err)
+{
 	cp_ctr_drain(outcome, ms, err);
 	if (!cp_log_enabled(CP_LEVEL_INFO))
 		return;
@@ -125,7 +151,7 @@ void cp_event_drain(const struct cp_sock *s, int fd, uint64_t bytes, const char 
 	cp_log_uint(&l, "ms", ms);
 	if (err != 0)
 		cp_log_errno(&l, "errno", err);
-	cp_log_end(&l);
+	cp_log_end_into(&l, b);
 }
 
 void cp_event_options(int fd, const struct cp_sock *s, const struct cp_sockopts *o, int err)

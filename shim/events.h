@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "policy/policy.h"
+#include "shim/log.h"
 #include "shim/sock.h"
 #include "shim/sockinfo.h"
 
@@ -24,6 +25,9 @@ struct cp_close_facts {
 	const char *message; /* NULL or why the action differs from the rule's */
 };
 void cp_event_close(const struct cp_close_facts *c);
+/* The close line of a socket handed to the drainer, written by it into b (log.h). */
+void cp_event_close_note(const struct cp_sock *s, int fd, const struct cp_close_note *n,
+			 struct cp_log_batch *b);
 /* A close that leaves the socket to its other holders (debug level): fd, rule, message. */
 void cp_event_close_held(const struct cp_close_facts *c);
 /* A table entry found stale: fd is no longer the socket registered (debug level). */
@@ -33,6 +37,9 @@ void cp_event_risk(const struct cp_close_facts *c, const char *message);
 /* outcome: "eof", "idle", "max", "reset", "exit" */
 void cp_event_drain(const struct cp_sock *s, int fd, uint64_t bytes, const char *outcome, uint64_t ms,
 		    int err);
+/* The same into a batch of lines (NULL: written at once). */
+void cp_event_drain_into(struct cp_log_batch *b, const struct cp_sock *s, int fd, uint64_t bytes,
+			 const char *outcome, uint64_t ms, int err);
 void cp_event_options(int fd, const struct cp_sock *s, const struct cp_sockopts *o, int err);
 /* A write-type call, for the epipe, econnreset and sigpipe events. */
 struct cp_write_facts {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "shim/config.h"
+#include "shim/drainer.h"
 #include "shim/fdtable.h"
 #include "shim/real.h"
 #include "shim/refs.h"
@@ -189,6 +190,8 @@ static bool has_stale(char *const envp[])
 char *const *cp_handover_begin(struct cp_handover *h, char *const envp[], bool spawn)
 {
 	memset(h, 0, sizeof *h);
+	if (!spawn) /* nothing of the drainer survives exec: the close lines it still holds, now */
+		cp_drain_log_pending();
 	cp_init_ensure();
 	if (!cp_refs_tracking())
 		return envp;

@@ -111,9 +111,13 @@ bool cp_log_fd_moved(int from, int to)
 	return atomic_compare_exchange_strong(&cfg.fd, &from, to);
 }
 
+/* bumped in a fork's child: thread ids cached before are the parent's (0 is never current) */
+static atomic_uint fork_gen = 1;
+
 void cp_log_after_fork(void)
 {
 	cfg.pid = (int)getpid();
+	atomic_fetch_add(&fork_gen, 1); /* the thread ids cached before are the parent's */
 }
 
 /* ---- formatting: bounded appends into the line buffer ---- */
@@ -219,27 +223,50 @@ static void key(struct cp_log_line *l, const char *k)
 
 static void put_ts(struct cp_log_line *l)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	put_u64(l, (uint64_t)ts.tv_sec);
+	put_u64(l, l->ts_us / 1000000u);
 	put(l, ".", 1);
-	put_u64w(l, (uint64_t)ts.tv_nsec / 1000, 6);
+	put_u64w(l, l->ts_us % 1000000u, 6);
 }
 
-void cp_log_begin(struct cp_log_line *l, enum cp_log_level level, const char *event)
+uint64_t cp_log_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A thread's id costs a system call: asked once per thread. fork gives the child's thread a new
+ * id, so the cache is tied to the fork generation. */
+static __thread unsigned tid_gen;
+static __thread int tid_cached;
+
+int cp_log_tid(void)
+{
+	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	if (tid_gen != gen) {
+		tid_cached = (int)cp_real_syscall(SYS_gettid);
+		tid_gen = gen;
+	}
+	return tid_cached;
+}
+
+void cp_log_begin_at(struct cp_log_line *l, enum cp_log_level level, const char *event,
+		     uint64_t ts_us, int tid)
 {
 	l->len = 0;
 	l->full = false;
 	l->level = level;
 	l->event = event;
 	l->json = cfg.format == CP_FORMAT_JSON;
+	l->ts_us = ts_us;
+	l->tid = tid;
 	if (l->json) {
 		puts_(l, "{\"ts\":");
 		put_ts(l);
 		puts_(l, ",\"pid\":");
 		put_u64(l, (uint64_t)cfg.pid);
 		puts_(l, ",\"tid\":");
-		put_u64(l, (uint64_t)cp_real_syscall(SYS_gettid));
+		put_u64(l, (uint64_t)tid);
 		cp_log_str(l, "program", cfg.program);
 		cp_log_str(l, "event", event);
 	} else {
@@ -248,6 +275,11 @@ void cp_log_begin(struct cp_log_line *l, enum cp_log_level level, const char *ev
 		puts_(l, "]: event=");
 		puts_(l, event);
 	}
+}
+
+void cp_log_begin(struct cp_log_line *l, enum cp_log_level level, const char *event)
+{
+	cp_log_begin_at(l, level, event, cp_log_now_us(), cp_log_tid());
 }
 
 void cp_log_str(struct cp_log_line *l, const char *k, const char *value)
@@ -406,11 +438,11 @@ static void write_all(int fd, const char *buf, size_t n)
 	}
 }
 
-/* The log file cannot be written: log to stderr from now on, say so once, and write the line
+/* The log file cannot be written: log to stderr from now on, say so once, and write the lines
  * that failed there too. fd >= 0: the file's descriptor, given up by the one thread that wins. */
 static atomic_int fell_back;
 
-static void fall_back(int fd, int err, const char *what, const struct cp_log_line *l)
+static void fall_back(int fd, int err, const char *what, const char *buf, size_t len)
 {
 	if (fd >= 0 && atomic_compare_exchange_strong(&cfg.fd, &fd, -1))
 		cp_ownfd_close(fd);
@@ -423,18 +455,44 @@ static void fall_back(int fd, int err, const char *what, const struct cp_log_lin
 		cp_log_str(&e, "instead", "logging to stderr");
 		cp_log_end(&e); /* to stderr now: cfg.fd is -1 */
 	}
-	write_all(2, l->buf, l->len);
+	write_all(2, buf, len);
 }
 
-void cp_log_end(struct cp_log_line *l)
+/* Whole lines (one, or a batch) to the file or stderr. */
+static void write_lines(const char *buf, size_t len)
+{
+	int fd = atomic_load(&cfg.fd);
+	if (cfg.target == CP_LOG_FILE && fd >= 0) {
+		ssize_t w;
+		do
+			w = cp_sigpipe_quiet_write(fd, buf, len);
+		while (w < 0 && errno == EINTR);
+		if (w < 0 && errno == EBADF) { /* closed behind the shim's back (a raw close_range) */
+			/* (or by another thread falling back: then stay on stderr) */
+			if (!atomic_load(&fell_back) &&
+			    cp_log_configure(CP_LOG_FILE, cfg.path, cfg.format, cfg.level) == 0)
+				write_all(atomic_load(&cfg.fd), buf, len);
+			else
+				fall_back(-1, errno, "cannot reopen the log file", buf, len);
+		} else if (w < 0) { /* a full disk, an I/O error: the program must not notice */
+			fall_back(fd, errno, "cannot write the log file", buf, len);
+		} else if ((size_t)w < len) {
+			write_all(fd, buf + w, len - (size_t)w);
+		}
+	} else {
+		write_all(2, buf, len);
+	}
+}
+
+/* False when log.rate holds the line back (counted as dropped). */
+static bool finish_line(struct cp_log_line *l)
 {
 	if (!cp_quiet_admit(l->event)) /* log.rate; counted as dropped */
-		return;
+		return false;
 	cp_ctr_log_line(true);
-	int saved = errno;
 	if (!l->json) {
 		cp_log_str(l, "program", cfg.program);
-		cp_log_uint(l, "tid", (uint64_t)cp_real_syscall(SYS_gettid));
+		cp_log_uint(l, "tid", (uint64_t)l->tid);
 		key(l, "ts");
 		put_ts(l);
 	}
@@ -449,7 +507,16 @@ void cp_log_end(struct cp_log_line *l)
 	if (l->json)
 		l->buf[l->len++] = '}';
 	l->buf[l->len++] = '\n';
+	return true;
+}
 
+void cp_log_end(struct cp_log_line *l)
+{
+	int saved = errno;
+	if (!finish_line(l)) {
+		errno = saved;
+		return;
+	}
 	int fd = atomic_load(&cfg.fd);
 	if (cfg.target == CP_LOG_SYSLOG && fd >= 0) {
 		/* "<PRI>closepolicy[PID]: ...": facility daemon; the text line already carries the tag */
@@ -458,23 +525,32 @@ void cp_log_end(struct cp_log_line *l)
 		char msg[CP_LOG_LINE_MAX + 8] = { '<', (char)('0' + pri / 10), (char)('0' + pri % 10), '>' };
 		memcpy(msg + 4, l->buf, l->len - 1);
 		(void)cp_real_syscall(SYS_sendto, fd, msg, l->len - 1 + 4, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
-	} else if (cfg.target == CP_LOG_FILE && fd >= 0) {
-		ssize_t w;
-		do
-			w = cp_sigpipe_quiet_write(fd, l->buf, l->len);
-		while (w < 0 && errno == EINTR);
-		if (w < 0 && errno == EBADF) { /* closed behind the shim's back (a raw close_range) */
-			/* (or by another thread falling back: then stay on stderr) */
-			if (!atomic_load(&fell_back) &&
-			    cp_log_configure(CP_LOG_FILE, cfg.path, cfg.format, cfg.level) == 0)
-				write_all(atomic_load(&cfg.fd), l->buf, l->len);
-			else
-				fall_back(-1, errno, "cannot reopen the log file", l);
-		} else if (w < 0) { /* a full disk, an I/O error: the program must not notice */
-			fall_back(fd, errno, "cannot write the log file", l);
-		}
 	} else {
-		write_all(2, l->buf, l->len);
+		write_lines(l->buf, l->len);
 	}
 	errno = saved;
+}
+
+void cp_log_batch_flush(struct cp_log_batch *b)
+{
+	if (b->len == 0)
+		return;
+	int saved = errno;
+	write_lines(b->buf, b->len);
+	b->len = 0;
+	errno = saved;
+}
+
+void cp_log_end_into(struct cp_log_line *l, struct cp_log_batch *b)
+{
+	if (b == NULL || cfg.target == CP_LOG_SYSLOG)
+		return cp_log_end(l);
+	if (!finish_line(l))
+		return;
+	if (b->len + l->len > b->cap)
+		cp_log_batch_flush(b);
+	if (l->len > b->cap)
+		return write_lines(l->buf, l->len);
+	memcpy(b->buf + b->len, l->buf, l->len);
+	b->len += l->len;
 }

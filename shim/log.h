@@ -19,6 +19,15 @@ struct cp_log_line {
 	bool json, full;
 	enum cp_log_level level;
 	const char *event;
+	int tid; /* the thread the line is about (the one that began it, unless cp_log_begin_at) */
+	uint64_t ts_us; /* CLOCK_REALTIME in microseconds: when it happened */
+};
+
+/* Lines gathered by one thread (the drainer) and written with one write(2): info lines need not
+ * cost a system call each. Syslog takes one datagram per line: there each line goes at once. */
+struct cp_log_batch {
+	char *buf; /* the holder's storage */
+	size_t cap, len;
 };
 
 /* Where and how to write. target/format/level come from the policy, with the environment's
@@ -38,6 +47,12 @@ void cp_log_after_fork(void);
 
 /* Build a line. begin() starts it with ts, pid, tid, program and event. */
 void cp_log_begin(struct cp_log_line *l, enum cp_log_level level, const char *event);
+/* The same for a line about something that happened earlier, in thread tid, at ts_us. */
+void cp_log_begin_at(struct cp_log_line *l, enum cp_log_level level, const char *event,
+		     uint64_t ts_us, int tid);
+/* This thread's id, asked of the kernel once per thread (and again after fork). */
+int cp_log_tid(void);
+uint64_t cp_log_now_us(void);
 void cp_log_str(struct cp_log_line *l, const char *key, const char *value);
 void cp_log_int(struct cp_log_line *l, const char *key, int64_t value);
 void cp_log_uint(struct cp_log_line *l, const char *key, uint64_t value);
@@ -47,6 +62,9 @@ void cp_log_addr(struct cp_log_line *l, const char *key, const struct cp_addr *a
 /* An errno value by name ("EPIPE"), or its number when the name is unknown. */
 void cp_log_errno(struct cp_log_line *l, const char *key, int err);
 void cp_log_end(struct cp_log_line *l);
+/* End the line into b (written when b is full or flushed); b NULL: as cp_log_end. */
+void cp_log_end_into(struct cp_log_line *l, struct cp_log_batch *b);
+void cp_log_batch_flush(struct cp_log_batch *b);
 
 const char *cp_errno_name(int err);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "shim/config.h"
+#include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/sigdisp.h"
 #include "shim/writes.h"
@@ -113,6 +114,7 @@ static bool account(const siginfo_t *si, enum cp_disp disp)
  * "killed by SIGPIPE"). The signal is sent again with the same siginfo, SIGPIPE unblocked. */
 static void die(siginfo_t *si)
 {
+	cp_drain_log_pending(); /* the close lines the drainer still holds would die with it */
 	cp_sigdisp_kernel_default();
 	sigset_t only;
 	sigemptyset(&only);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "policy/policy.h"
+#include "shim/sockinfo.h"
 
 enum cp_kind {
 	CP_KIND_OTHER = 0, /* a socket the shim probed and will never change (UNIX, UDP, SCTP...) */
@@ -23,13 +24,26 @@ struct cp_epreg {
 };
 #define CP_EPREG_MAX 8
 
+/* The close event of a socket handed to the drainer, as close() found it: the drainer writes the
+ * line (info lines go in batches), before the drain's own. */
+struct cp_close_note {
+	bool pending;       /* to be written */
+	uint8_t action;     /* enum cp_action */
+	int tid;            /* the program's thread that closed */
+	int unread, unsent;
+	uint64_t ts_us, age_ms;
+	struct cp_tcp_summary tcp;
+};
+
 /* Background drain state, used once the socket has been handed to the drainer. */
 struct cp_drain {
-	struct cp_drain *next, *prev; /* the drainer's active list */
+	struct cp_drain *next, *prev; /* the drainer's active list (next: also its queue of new ones) */
 	int fd;                       /* the shim's own descriptor for the socket */
 	int prog_fd;                  /* the number the program closed, for the log */
 	uint64_t start_ns, last_ns, bytes;
 	bool armed;                   /* its one-shot epoll registration can still fire */
+	bool watched;                 /* on the active list (else still waiting for its first read) */
+	struct cp_close_note note;
 };
 
 struct cp_sock {
@@ -65,6 +79,8 @@ struct cp_sock {
 	struct cp_epreg epreg[CP_EPREG_MAX];
 
 	struct cp_drain drain;
+	/* a listener: its local address, asked once (0 not yet, 1 being asked, 2 in facts.local) */
+	atomic_int listen_local;
 };
 
 /* The table's marker for the shim's own descriptors (log, drainer, drain copies). */

@@ -18,6 +18,8 @@ uint64_t cp_info_cookie(int fd);
 bool cp_info_peer_is(int fd, const struct cp_addr *addr, uint16_t port);
 /* Fill local and peer of f (role untouched); unknown parts stay family 0. */
 void cp_info_facts(int fd, struct cp_socket_facts *f);
+/* Only the parts of f still unknown (accept and connect give the peer, a listener its address). */
+void cp_info_facts_missing(int fd, struct cp_socket_facts *f);
 void cp_info_addr(const struct sockaddr *sa, socklen_t len, struct cp_addr *addr, uint16_t *port);
 /* Bytes received and not read (FIONREAD), bytes not yet acknowledged (SIOCOUTQ); -1 = unknown. */
 int cp_info_unread(int fd);
@@ -29,7 +31,10 @@ struct cp_tcp_summary {
 	uint8_t state;
 	uint64_t bytes_acked, bytes_received;
 	uint32_t rtt_us, total_retrans;
+	int unsent; /* what SIOCOUTQ says (queued, not acknowledged), from the same call; -1 unknown */
 };
+#define CP_TCP_CLOSE 7      /* the kernel's TCP_CLOSE: reset, or never connected */
+#define CP_TCP_CLOSE_WAIT 8 /* the peer sent its FIN */
 void cp_info_summary(int fd, struct cp_tcp_summary *sum);
 const char *cp_info_state_name(uint8_t state);
 

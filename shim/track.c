@@ -131,6 +131,27 @@ void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int re
 	errno = saved;
 }
 
+/* An accepted socket's local address is its listener's, unless that is a wildcard: asked of the
+ * listener once, it saves the close line a getsockname per connection. */
+static void listener_local(int listen_fd, struct cp_sock *ls, struct cp_sock *s)
+{
+	if (ls == NULL || ls == CP_SOCK_SHIM || !cp_log_enabled(CP_LEVEL_INFO))
+		return;
+	int state = atomic_load(&ls->listen_local), none = 0;
+	if (state == 0 && atomic_compare_exchange_strong(&ls->listen_local, &none, 1)) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		if (getsockname(listen_fd, (struct sockaddr *)&ss, &len) == 0)
+			cp_info_addr((struct sockaddr *)&ss, len, &ls->facts.local, &ls->facts.local_port);
+		atomic_store(&ls->listen_local, state = 2);
+	}
+	static const uint8_t zero[16];
+	if (state == 2 && ls->facts.local.family != 0 && memcmp(ls->facts.local.bytes, zero, sizeof zero) != 0) {
+		s->facts.local = ls->facts.local;
+		s->facts.local_port = ls->facts.local_port;
+	}
+}
+
 void cp_track_accept(int listen_fd, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
 	int saved = errno;
@@ -150,6 +171,7 @@ void cp_track_accept(int listen_fd, int fd, const struct sockaddr *peer, socklen
 	struct cp_sock *s = tcp ? cp_sock_new() : NULL;
 	if (s != NULL) {
 		cp_init_ensure();
+		listener_local(listen_fd, ls, s);
 		become_connection(fd, s, CP_ROLE_SERVER, peer, peer_len);
 	}
 	store(fd, s);

@@ -394,6 +394,30 @@ char *h_log_wait(const struct h_proc *p, int timeout_ms, ...)
 	return found;
 }
 
+int h_log_wait_lines(const struct h_proc *p, int n, int timeout_ms, ...)
+{
+	const char *needles[16];
+	va_list ap;
+	va_start(ap, timeout_ms);
+	size_t nn = collect(ap, needles, 16);
+	va_end(ap);
+	int64_t deadline = now_ms() + timeout_ms;
+	int in = watch(p->dir, IN_MODIFY | IN_CREATE);
+	int count;
+	for (;;) {
+		char *log = h_log(p), *pos = log;
+		count = 0;
+		while (find_line(log, &pos, needles, nn) != NULL)
+			count++;
+		free(log);
+		if (count >= n || left_ms(deadline) == 0)
+			break;
+		await_change(in, deadline);
+	}
+	close(in);
+	return count;
+}
+
 long h_field(const char *line, const char *key)
 {
 	char pat[64];

@@ -73,6 +73,9 @@ int h_log_count(const struct h_proc *p, ...);
 /* Wait until the log has a line containing every needle (inotify; no sleeping). Returns that
  * line (malloc'd) or NULL at the deadline. */
 char *h_log_wait(const struct h_proc *p, int timeout_ms, ...);
+/* Wait until at least n lines contain every needle (inotify; no sleeping): their count then, or
+ * the smaller count at the deadline. */
+int h_log_wait_lines(const struct h_proc *p, int n, int timeout_ms, ...);
 /* Wait until the existing file `path` contains `needle` (inotify; no sleeping): its whole text
  * (malloc'd), or NULL at the deadline. */
 char *h_file_wait(const char *path, const char *needle, int timeout_ms);

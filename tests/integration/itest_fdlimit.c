@@ -96,9 +96,9 @@ static void test_no_descriptor_for_the_copy(void **state)
 }
 
 /* One number free: the copy takes it; the program's number, released next, is then the only one
- * free, so the drainer's epoll set (the first graceful close of the process creates it) takes it
- * and its eventfd cannot be made. The epoll set must be closed again, not left behind in the
- * program's range; the drain event names the program's number, not the shim's copy. */
+ * free, so the drainer's epoll set (the first graceful close of the process creates it) lands
+ * there and cannot move up among the shim's numbers. The epoll set must be closed again, not left
+ * behind in the program's range; the drain event names the program's number, not the shim's copy. */
 static void test_no_descriptor_for_the_drainer(void **state)
 {
 	(void)state;

@@ -68,14 +68,15 @@ static void test_bad_policy_is_2_and_command_not_started(void **state)
 }
 
 /* A relative log path is taken from the directory the program starts in, by CLOSEPOLICY_LOG as by
- * `closepolicy run -l`, and the processes it starts in other directories write to the same file. */
+ * `closepolicy run -l`, and the processes it starts in other directories write to the same file
+ * (each says `policy loaded`; at debug level, so the images after the first one say it too). */
 static void test_relative_path(void **state)
 {
 	(void)state;
 	struct h_proc p;
 	char out[4096];
 	h_shell(&p,
-		"set -e; cd \"$(dirname \"$LOG\")\"; printf 'version: 1\\n' > p.yaml\n"
+		"set -e; cd \"$(dirname \"$LOG\")\"; printf 'version: 1\\nlog: {level: debug}\\n' > p.yaml\n"
 		"CLOSEPOLICY_LOG=env.log \"$CP\" run -p p.yaml -- /bin/sh -c 'cd / && exec /bin/true'\n"
 		"\"$CP\" run -p p.yaml -l opt.log -- /bin/sh -c 'cd / && exec /bin/true'\n"
 		"for f in env.log opt.log; do\n"

@@ -485,6 +485,12 @@ void cp_drain_finish_at_exit(uint64_t deadline_ns)
 
 /* ---- fork ---- */
 
+bool cp_drain_untouched(void)
+{
+	return atomic_load(&running) == 0 && atomic_load(&epfd) < 0 && atomic_load(&evfd) < 0 &&
+	       atomic_load(&in_progress) == 0 && atomic_load(&pending) == NULL;
+}
+
 void cp_drain_atfork_prepare(void)
 {
 	pthread_mutex_lock(&active_lock);

@@ -38,10 +38,20 @@ struct cp_exit_set {
 static struct cp_exit_set exit_set;
 static atomic_int exit_started;
 
+/* The end of the wait, from the clock's first reading: a process that exits with nothing to act
+ * on never reads it (a forked child would fault the clock's pages in for nothing). */
+static uint64_t deadline_of(struct cp_exit_set *set)
+{
+	if (set->deadline_ns == 0)
+		set->deadline_ns = cp_now_ns() + (uint64_t)cp_cfg.policy->exit_wait_ms * 1000000u;
+	return set->deadline_ns;
+}
+
 int cp_exit_linger_s(const struct cp_exit_set *set, uint32_t linger_s)
 {
-	uint64_t now = cp_now_ns();
-	uint64_t left_s = set->deadline_ns > now ? (set->deadline_ns - now + 999999999u) / 1000000000u : 1;
+	(void)set; /* the only set there is */
+	uint64_t now = cp_now_ns(), end = deadline_of(&exit_set);
+	uint64_t left_s = end > now ? (end - now + 999999999u) / 1000000000u : 1;
 	return (int)(linger_s < left_s ? linger_s : left_s);
 }
 
@@ -73,14 +83,14 @@ void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s)
 }
 
 /* When the drain of d ends by time (0 = not yet), and which end it is. */
-static uint64_t time_end(const struct cp_exit_set *set, const struct exit_drain *d, const char **outcome)
+static uint64_t time_end(struct cp_exit_set *set, const struct exit_drain *d, const char **outcome)
 {
 	const struct cp_rule *r = d->s->rule;
 	uint64_t idle_end = d->last_ns + (uint64_t)r->drain_timeout_ms * 1000000u;
 	uint64_t max_end = d->start_ns + (uint64_t)r->drain_max_ms * 1000000u;
 	uint64_t end = idle_end < max_end ? idle_end : max_end;
 	*outcome = max_end <= idle_end ? "max" : "idle";
-	if (set->deadline_ns <= end) {
+	if (deadline_of(set) <= end) {
 		end = set->deadline_ns;
 		*outcome = "exit";
 	}
@@ -123,18 +133,36 @@ static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
 		cp_close_at_exit(fd, arg);
 }
 
+static void find_connection(int fd, struct cp_sock *s, void *arg)
+{
+	(void)fd;
+	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN)
+		*(bool *)arg = true;
+}
+
+/* A process with no connection and no drain (a forked child that never used one) writes
+ * nothing here and asks nothing of the kernel: every page it wrote would be copied. */
+static bool has_work(void)
+{
+	bool found = false;
+	cp_fd_foreach(0, UINT_MAX, find_connection, &found);
+	return found || !cp_drain_untouched();
+}
+
 void cp_exit_run(void)
 {
-	if (atomic_exchange(&exit_started, 1) || cp_cfg.policy == NULL)
+	if (cp_cfg.policy == NULL || !has_work() || atomic_exchange(&exit_started, 1))
 		return;
 	int saved = errno;
 	struct cp_exit_set *set = &exit_set;
 	set->n = 0;
-	set->deadline_ns = cp_now_ns() + (uint64_t)cp_cfg.policy->exit_wait_ms * 1000000u;
+	set->deadline_ns = 0;
 	cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
 	drain_set(set);
-	cp_drain_finish_at_exit(set->deadline_ns);
-	errno = saved;
+	if (!cp_drain_untouched())
+		cp_drain_finish_at_exit(deadline_of(set));
+	if (errno != saved) /* errno's page: written only when it must be */
+		errno = saved;
 }
 
 /* Flush a standard stream unless another thread holds it (one blocked reading stdin, say):

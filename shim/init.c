@@ -14,6 +14,8 @@
 #include "shim/events.h"
 #include "shim/inherit.h"
 #include "shim/log.h"
+#include "shim/perproc.h"
+#include "shim/real.h"
 #include "shim/refs.h"
 #include "shim/sigdisp.h"
 #include "shim/sock.h"
@@ -97,27 +99,40 @@ static void configure_log(const struct cp_policy *p)
 		cp_event_error(-1, "CLOSEPOLICY_FORMAT must be text or json", 0, "ignored it");
 }
 
-/* The reference count pass first (it holds closes off, and takes no lock), then the locks. */
+/* What a fork writes is kept off the pages it write-protects (perproc.h): every page either
+ * process writes after it is a page fault, in both. So the handlers write nothing they can
+ * avoid: the reference pass writes only the per-process page unless a socket goes to the child;
+ * the drainer is held only when it was ever used (a thread of the parent could be changing its
+ * lists) or another thread exists; the child's pid is asked when it first logs. */
+static bool drainer_held; /* written only by a fork that held it */
+
 static void before_fork(void)
 {
-	cp_refs_fork_prepare();
-	cp_sock_atfork_prepare();
-	cp_drain_atfork_prepare();
+	cp_perproc_arm();
+	cp_real_resolve_for_child();
+	cp_refs_fork_prepare(); /* first: it holds closes off, and takes no lock */
+	if (!cp_single_threaded() || !cp_drain_untouched()) {
+		drainer_held = true;
+		cp_drain_atfork_prepare();
+	}
 }
 
 static void after_fork_parent(void)
 {
-	cp_drain_atfork_parent();
-	cp_sock_atfork_after();
+	if (drainer_held) {
+		drainer_held = false;
+		cp_drain_atfork_parent();
+	}
 	cp_refs_fork_parent();
 }
 
 static void after_fork_child(void)
 {
-	cp_log_after_fork();
-	cp_drain_atfork_child();
-	cp_sock_atfork_after();
-	cp_refs_fork_child();
+	cp_refs_fork_child(); /* first: the per-process page, cleared by hand if it is not marked */
+	if (drainer_held) {
+		drainer_held = false;
+		cp_drain_atfork_child();
+	}
 }
 
 static void init_once(void)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "shim/ownfd.h"
+#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/sigpipe.h"
 
@@ -22,7 +23,6 @@ static struct {
 	atomic_int fd; /* file or syslog socket; -1 = stderr */
 	char path[512];
 	char program[128];
-	int pid;
 } cfg = { .target = CP_LOG_STDERR, .level = CP_LEVEL_INFO, .fd = -1 };
 
 /* ---- opening targets ---- */
@@ -66,7 +66,6 @@ int cp_log_configure(enum cp_log_target target, const char *path, enum cp_log_fo
 		cp_ownfd_close(old);
 	cfg.format = format;
 	cfg.level = level;
-	cfg.pid = (int)getpid();
 	cfg.target = CP_LOG_STDERR;
 	int fd = -1;
 	if (target == CP_LOG_FILE && path != NULL && strlen(path) < sizeof cfg.path) {
@@ -107,11 +106,6 @@ int cp_log_fd(void)
 bool cp_log_fd_moved(int from, int to)
 {
 	return atomic_compare_exchange_strong(&cfg.fd, &from, to);
-}
-
-void cp_log_after_fork(void)
-{
-	cfg.pid = (int)getpid();
 }
 
 /* ---- formatting: bounded appends into the line buffer ---- */
@@ -234,14 +228,14 @@ void cp_log_begin(struct cp_log_line *l, enum cp_log_level level, const char *ev
 		puts_(l, "{\"ts\":");
 		put_ts(l);
 		puts_(l, ",\"pid\":");
-		put_u64(l, (uint64_t)cfg.pid);
+		put_u64(l, (uint64_t)cp_perproc_pid()); /* a child's own, asked at its first line */
 		puts_(l, ",\"tid\":");
 		put_u64(l, (uint64_t)syscall(SYS_gettid));
 		cp_log_str(l, "program", cfg.program);
 		cp_log_str(l, "event", event);
 	} else {
 		puts_(l, "closepolicy[");
-		put_u64(l, (uint64_t)cfg.pid);
+		put_u64(l, (uint64_t)cp_perproc_pid());
 		puts_(l, "]: event=");
 		puts_(l, event);
 	}

@@ -70,6 +70,19 @@ static struct {
 } slot CP_HOT_DATA(0) __attribute__((aligned(4096)));
 #undef SLOT
 
+/* A child resolving a function for itself runs the dynamic linker's look-up in every page it
+ * touches, copying the slot's page too: the parent resolves, before its first fork, what a
+ * child most often calls before it execs or exits. Once per process. */
+void cp_real_resolve_for_child(void)
+{
+	if (atomic_load_explicit(&slot._exit, memory_order_relaxed) != NULL)
+		return;
+	(void)REAL(close, void *);
+	(void)REAL(dup2, void *);
+	(void)REAL(execve, void *);
+	(void)REAL(_exit, void *); /* last: the sign that all are done */
+}
+
 CP_HOT int cp_real_close(int fd)
 {
 	int (*f)(int) = REAL(close, int (*)(int));

@@ -13,7 +13,7 @@
 #include "shim/ownfd.h"
 #include "shim/real.h"
 
-#define MAGIC 0x636c7072u /* "clpr" */
+#define MAGIC 0x636c7032u /* "clp2": slots taken lowest first (version 1 hashed) */
 #define HOLDERS 8
 #define EMPTY 0u               /* SO_COOKIE is never 0 */
 #define FREED UINT64_MAX       /* a slot whose socket nobody holds any more: reusable */
@@ -28,6 +28,11 @@ struct header {
 	uint32_t magic, slots;
 	atomic_uint next_holder;
 	struct holder holders[HOLDERS];
+	/* Slots are taken lowest first, not by hash: the sockets a fork gives away sit side by side,
+	 * so a child that releases them at exit touches a page or two of the table, not one page per
+	 * socket. `hint`: no free slot below it (a hint: a claim is a compare-and-swap on the slot);
+	 * `high`: no slot at or above it was ever taken (where a search by cookie ends). */
+	atomic_uint hint, high;
 };
 
 struct slot {
@@ -97,16 +102,18 @@ int cp_sht_ensure(void)
 	return 0;
 }
 
-static unsigned home(uint64_t cookie)
+static void lower_hint(unsigned i)
 {
-	return (unsigned)((cookie * 0x9e3779b97f4a7c15ull) >> 48) & (CP_SHT_SLOTS - 1);
+	unsigned h = atomic_load(&hdr->hint);
+	while (i < h && !atomic_compare_exchange_weak(&hdr->hint, &h, i))
+		;
 }
 
 int cp_sht_insert(uint64_t cookie, int count)
 {
 	if (slots == NULL || cookie == EMPTY || cookie == FREED)
 		return -1;
-	unsigned i = home(cookie);
+	unsigned i = atomic_load(&hdr->hint) & (CP_SHT_SLOTS - 1);
 	for (unsigned n = 0; n < CP_SHT_SLOTS; n++, i = (i + 1) & (CP_SHT_SLOTS - 1)) {
 		uint64_t k = atomic_load(&slots[i].cookie);
 		if (k != EMPTY && k != FREED)
@@ -115,6 +122,12 @@ int cp_sht_insert(uint64_t cookie, int count)
 		 * is its only one so far (the count of a slot another process won is never written) */
 		if (atomic_compare_exchange_strong(&slots[i].cookie, &k, cookie)) {
 			atomic_store(&slots[i].count, count);
+			unsigned h = atomic_load(&hdr->hint);
+			while (h <= i && !atomic_compare_exchange_weak(&hdr->hint, &h, i + 1))
+				;
+			unsigned top = atomic_load(&hdr->high);
+			while (top <= i && !atomic_compare_exchange_weak(&hdr->high, &top, i + 1))
+				;
 			return (int)i;
 		}
 	}
@@ -126,8 +139,10 @@ int cp_sht_add(int slot, int delta)
 	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
 		return 0;
 	int now = atomic_fetch_add(&slots[slot].count, delta) + delta;
-	if (now <= 0)
+	if (now <= 0) {
 		atomic_store(&slots[slot].cookie, FREED);
+		lower_hint((unsigned)slot);
+	}
 	return now;
 }
 
@@ -135,14 +150,10 @@ int cp_sht_find(uint64_t cookie)
 {
 	if (slots == NULL || cookie == EMPTY || cookie == FREED)
 		return -1;
-	unsigned i = home(cookie);
-	for (unsigned n = 0; n < CP_SHT_SLOTS; n++, i = (i + 1) & (CP_SHT_SLOTS - 1)) {
-		uint64_t k = atomic_load(&slots[i].cookie);
-		if (k == cookie)
+	unsigned high = atomic_load(&hdr->high);
+	for (unsigned i = 0; i < high && i < CP_SHT_SLOTS; i++)
+		if (atomic_load(&slots[i].cookie) == cookie)
 			return (int)i;
-		if (k == EMPTY)
-			return -1;
-	}
 	return -1;
 }
 

@@ -1,7 +1,8 @@
 /* closepolicy — the cross-process reference table: for each socket held by more than one process
  * of a process tree, how many of those processes hold it (at least one descriptor each).
  *
- * A fixed array of (SO_COOKIE, count) slots with open addressing, in a MAP_SHARED memfd mapping:
+ * A fixed array of (SO_COOKIE, count) slots, taken lowest free first (sockets counted together
+ * sit together), in a MAP_SHARED memfd mapping:
  * created by the first fork/spawn that has a connected socket to count (programs that never
  * fork pay nothing), inherited by fork, and found again after exec through /proc/PID/fd/N of a
  * process that still holds it (named in the exec'd image's environment; the inode is checked).

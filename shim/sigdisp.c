@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/sigpipe.h"
 
@@ -146,15 +147,25 @@ static struct sigaction as_read_back(const struct sigaction *act)
 	return a;
 }
 
+/* Only another thread can be half-way through a change when this one forks (a writer blocks
+ * its own signals): alone, a fork takes nothing, and costs no system call and no write. */
+static bool fork_locked; /* written only by a fork that took the lock */
+
 static void fork_prepare(void)
 {
+	if (cp_single_threaded())
+		return;
 	sigset_t old;
 	begin(&old);
 	fork_mask = old;
+	fork_locked = true;
 }
 
 static void fork_after(void)
 {
+	if (!fork_locked)
+		return;
+	fork_locked = false;
 	sigset_t old = fork_mask;
 	end(&old);
 }

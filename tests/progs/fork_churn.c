@@ -39,9 +39,20 @@ static void *client(void *arg)
 	(void)arg;
 	while (atomic_fetch_sub(&to_connect, 1) > 0) {
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-			perror("fork_churn: connect");
+		if (fd < 0) {
+			perror("fork_churn: socket");
 			exit(1);
+		}
+		if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+			/* the server's reset came before this thread returned from connect (a quick
+			 * acceptor, a fork keeping this CPU): the reset it is */
+			if (errno != ECONNRESET) {
+				perror("fork_churn: connect");
+				exit(1);
+			}
+			atomic_fetch_add(&resets, 1);
+			close(fd);
+			continue;
 		}
 		char c;
 		ssize_t n;

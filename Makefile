@@ -117,8 +117,13 @@ unit: $(UNIT_BIN) $(CMD)
 # (ownfd, nothread).
 TSAN_SKIP := itest_run itest_exec_fds itest_run_warnings itest_sigpipe_system itest_ownfd \
 	     itest_nothread
+# Page faults and system calls counted against the bare program (itest_forkcost) are the plain
+# build's: a sanitizer's runtime adds its own (shadow memory, interceptors) to both sides.
+PLAIN_ONLY := itest_forkcost
 ifeq ($(SAN),thread)
-ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP)),$(ITEST_BIN))
+ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP) $(PLAIN_ONLY)),$(ITEST_BIN))
+else ifeq ($(SAN),1)
+ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(PLAIN_ONLY)),$(ITEST_BIN))
 else
 ITEST_RUN := $(ITEST_BIN)
 endif

@@ -17,6 +17,7 @@
 #include "shim/drainer.h"
 #include "shim/events.h"
 #include "shim/fdtable.h"
+#include "shim/hot.h"
 #include "shim/real.h"
 
 #define EXIT_SET_MAX 4096 /* graceful closes drained side by side; beyond, one last read each */
@@ -36,7 +37,9 @@ struct cp_exit_set {
 
 /* Static, not on the stack or the heap: the exit path allocates nothing. */
 static struct cp_exit_set exit_set;
-static atomic_int exit_started;
+/* On the page of the descriptor table's first entries, which the exit path writes anyway: a
+ * forked child that exits with connections copies one page for both (hot.h). */
+static atomic_int exit_started CP_HOT_DATA(00);
 
 /* The end of the wait, from the clock's first reading: a process that exits with nothing to act
  * on never reads it (a forked child would fault the clock's pages in for nothing). */
@@ -136,12 +139,14 @@ static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
 static void find_connection(int fd, struct cp_sock *s, void *arg)
 {
 	(void)fd;
-	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN)
+	/* one whose holders cannot be known is never acted on, at exit either (refs.h) */
+	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN && !s->unknown_holders)
 		*(bool *)arg = true;
 }
 
-/* A process with no connection and no drain (a forked child that never used one) writes
- * nothing here and asks nothing of the kernel: every page it wrote would be copied. */
+/* A process with no connection it could act on and no drain (a forked child that never used
+ * one, any child under a policy that never acts) writes nothing here and asks nothing of the
+ * kernel: every page it wrote would be copied. */
 static bool has_work(void)
 {
 	bool found = false;
@@ -154,9 +159,7 @@ void cp_exit_run(void)
 	if (cp_cfg.policy == NULL || !has_work() || atomic_exchange(&exit_started, 1))
 		return;
 	int saved = errno;
-	struct cp_exit_set *set = &exit_set;
-	set->n = 0;
-	set->deadline_ns = 0;
+	struct cp_exit_set *set = &exit_set; /* empty: the exit path runs once per process */
 	cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
 	drain_set(set);
 	if (!cp_drain_untouched())

@@ -74,8 +74,9 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(YAML_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
 
+# libyaml is not linked to the object: shim/yamldl.c opens it when a policy is read.
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name $(LIB_DEFS) -o $@ $^ $(YAML_LIBS) -ldl -lpthread
+	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name $(LIB_DEFS) -o $@ $^ -ldl -lpthread
 $(CMD): $(CLI_OBJ) $(POLICY_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)
 

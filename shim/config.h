@@ -10,10 +10,12 @@
 
 struct cp_config {
 	const struct cp_policy *policy; /* never NULL after init: the file's, or the default */
-	struct cp_matcher matcher;
 	bool dry_run;                   /* policy dry_run, or CLOSEPOLICY_DRY_RUN */
 	bool match_needs_addresses;     /* some rule has a port or address condition */
 	char program[128];              /* basename of the executable */
+	/* last: its 4 KiB table is written only as far as the policy has rules (start-up writes
+	 * one page of this struct, not two) */
+	struct cp_matcher matcher;
 };
 extern struct cp_config cp_cfg;
 

@@ -149,6 +149,8 @@ static void find_connection(int fd, struct cp_sock *s, void *arg)
  * kernel: every page it wrote would be copied. */
 static bool has_work(void)
 {
+	if (!cp_fd_ever_held_socket()) /* then no drain was ever started either */
+		return false;
 	bool found = false;
 	cp_fd_foreach(0, UINT_MAX, find_connection, &found);
 	return found || !cp_drain_untouched();

@@ -26,15 +26,25 @@ static entry_t low[CHUNK_SIZE] CP_HOT_DATA(1);
 #define GROUP_BITS 6
 #define GROUP_SIZE (1u << GROUP_BITS)
 typedef uint16_t groups_t; /* CHUNK_SIZE / GROUP_SIZE bits */
-static _Atomic groups_t groups[TOP_SIZE];
-static atomic_uint hi_chunk;
+static _Atomic groups_t groups[TOP_SIZE]; /* [0] unused: low_groups */
+/* what every process reads at exit, on the page it writes at start (hot.h) */
+static _Atomic groups_t low_groups CP_HOT_DATA(00);
+static atomic_uint hi_chunk CP_HOT_DATA(00);
+static atomic_bool held_socket CP_HOT_DATA(00);
 
-static void note_use(unsigned fd)
+static _Atomic groups_t *groups_of(unsigned chunk)
+{
+	return chunk == 0 ? &low_groups : &groups[chunk];
+}
+
+static void note_use(unsigned fd, bool socket)
 {
 	unsigned hi = fd >> CHUNK_BITS;
 	groups_t bit = (groups_t)(1u << ((fd & (CHUNK_SIZE - 1)) >> GROUP_BITS));
-	if (!(atomic_load_explicit(&groups[hi], memory_order_relaxed) & bit))
-		atomic_fetch_or(&groups[hi], bit);
+	if (socket && !atomic_load_explicit(&held_socket, memory_order_relaxed))
+		atomic_store(&held_socket, true);
+	if (!(atomic_load_explicit(groups_of(hi), memory_order_relaxed) & bit))
+		atomic_fetch_or(groups_of(hi), bit);
 	unsigned seen = atomic_load_explicit(&hi_chunk, memory_order_relaxed);
 	while (hi > seen && !atomic_compare_exchange_weak(&hi_chunk, &seen, hi))
 		;
@@ -81,7 +91,7 @@ int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
 	if (e == NULL)
 		return s == NULL ? 0 : -1;
 	if (s != NULL)
-		note_use((unsigned)fd);
+		note_use((unsigned)fd, s != CP_SOCK_SHIM);
 	*old = atomic_exchange(e, s);
 	return 0;
 }
@@ -93,7 +103,7 @@ void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_s
 		last = TOP_SIZE * CHUNK_SIZE - 1;
 	unsigned hi = atomic_load(&hi_chunk);
 	for (unsigned c = first >> CHUNK_BITS; c <= hi && c <= last >> CHUNK_BITS; c++) {
-		groups_t mask = atomic_load_explicit(&groups[c], memory_order_acquire);
+		groups_t mask = atomic_load_explicit(groups_of(c), memory_order_acquire);
 		entry_t *chunk = c == 0 ? low : atomic_load_explicit(&top[c], memory_order_acquire);
 		if (mask == 0 || chunk == NULL)
 			continue;
@@ -112,4 +122,9 @@ void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_s
 			}
 		}
 	}
+}
+
+bool cp_fd_ever_held_socket(void)
+{
+	return atomic_load(&held_socket);
 }

@@ -17,6 +17,9 @@ struct cp_sock *cp_fd_take(int fd);
 /* Store s (may allocate a chunk; returns -1 when it cannot) and return the old entry in *old. */
 int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old);
 
+/* A socket of the program's was ever in the table (the shim's own descriptors aside). */
+bool cp_fd_ever_held_socket(void);
+
 /* Call fn for every non-empty entry with first <= fd <= last, in increasing order. */
 void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_sock *s, void *arg),
 		   void *arg);

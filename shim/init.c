@@ -5,15 +5,19 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim/drainer.h"
 #include "shim/events.h"
+#include "shim/hot.h"
 #include "shim/inherit.h"
 #include "shim/log.h"
+#include "shim/once.h"
 #include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/refs.h"
@@ -21,7 +25,8 @@
 #include "shim/sock.h"
 
 struct cp_config cp_cfg;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+/* on the page every process writes at start (hot.h) */
+static atomic_int once CP_HOT_DATA(00);
 
 /* The name the program was started as (basename of argv[0]): what a user types and sees in ps,
  * and for a symlinked executable (redis-server -> redis-check-rdb) the name that means something.
@@ -187,13 +192,30 @@ static void init_once(void)
 	errno = saved;
 }
 
-void cp_init_ensure(void)
+void cp_once_run(atomic_int *state, void (*fn)(void))
 {
-	pthread_once(&once, init_once);
+	int v = 0;
+	if (atomic_compare_exchange_strong(state, &v, 1)) {
+		fn();
+		if (atomic_exchange(state, CP_ONCE_DONE) == 3) /* 3: someone waits */
+			(void)syscall(SYS_futex, state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+		return;
+	}
+	while (v != CP_ONCE_DONE) {
+		if (v == 1 && !atomic_compare_exchange_strong(state, &v, 3))
+			continue;
+		(void)syscall(SYS_futex, state, FUTEX_WAIT_PRIVATE, 3, NULL, NULL, 0);
+		v = atomic_load(state);
+	}
 }
 
+void cp_init_ensure(void)
+{
+	cp_once(&once, init_once);
+}
 
 __attribute__((constructor)) static void cp_constructor(void)
 {
-	cp_init_ensure();
+	/* straight to the compare-and-swap: the page's first touch a write, one fault, not two */
+	cp_once_run(&once, init_once);
 }

@@ -334,7 +334,7 @@ static const char *const sigfn_names[CP_SIGFN_COUNT] = {
 	[CP_SIGFN_SIGSET] = "sigset",          [CP_SIGFN_SIGIGNORE] = "sigignore",
 	[CP_SIGFN_SIGINTERRUPT] = "siginterrupt",
 };
-static _Atomic(void *) sigfn_slots[CP_SIGFN_COUNT];
+static _Atomic(void *) sigfn_slots[CP_SIGFN_COUNT] CP_HOT_DATA(00); /* resolved at every start */
 
 CP_UNINSTRUMENTED void *cp_real_sigfn(enum cp_sigfn which)
 {

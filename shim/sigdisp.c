@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "shim/hot.h"
+#include "shim/once.h"
 #include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/sigpipe.h"
@@ -26,9 +28,9 @@ static struct {
 	bool learned;         /* added_flags and restorer are known */
 	int added_flags;      /* what the C library adds to every action (x86: SA_RESTORER) */
 	void (*restorer)(void);
-} prog = { .lock = ATOMIC_FLAG_INIT };
+} prog CP_HOT_DATA(00); /* all zero: the lock clear; on the page every process writes at start */
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static atomic_int once CP_HOT_DATA(00);
 static sigset_t fork_mask; /* the forking thread's mask, kept while it holds the lock */
 
 static void begin(sigset_t *old)
@@ -189,7 +191,7 @@ static void setup(void)
 
 void cp_sigdisp_init(void)
 {
-	pthread_once(&once, setup);
+	cp_once(&once, setup);
 }
 
 int cp_sigdisp_sigaction(const struct sigaction *act, struct sigaction *old)

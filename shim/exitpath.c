@@ -136,12 +136,10 @@ static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
 		cp_close_at_exit(fd, arg);
 }
 
-static void find_connection(int fd, struct cp_sock *s, void *arg)
+/* one whose holders cannot be known is never acted on, at exit either (refs.h) */
+static bool actionable_connection(const struct cp_sock *s)
 {
-	(void)fd;
-	/* one whose holders cannot be known is never acted on, at exit either (refs.h) */
-	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN && !s->unknown_holders)
-		*(bool *)arg = true;
+	return s->kind == CP_KIND_TCP_CONN && !s->unknown_holders;
 }
 
 /* A process with no connection it could act on and no drain (a forked child that never used
@@ -151,9 +149,7 @@ static bool has_work(void)
 {
 	if (!cp_fd_ever_held_socket()) /* then no drain was ever started either */
 		return false;
-	bool found = false;
-	cp_fd_foreach(0, UINT_MAX, find_connection, &found);
-	return found || !cp_drain_untouched();
+	return cp_fd_any(actionable_connection) || !cp_drain_untouched();
 }
 
 void cp_exit_run(void)
@@ -185,7 +181,7 @@ static void flush_unless_busy(FILE *f)
  * first, as exit() was about to. (_exit() does not flush, and neither does its path here.) */
 __attribute__((destructor)) static void cp_exit_destructor(void)
 {
-	if (cp_cfg.policy != NULL && atomic_load(&exit_started) == 0) {
+	if (cp_cfg.policy != NULL && atomic_load(&exit_started) == 0 && has_work()) {
 		flush_unless_busy(stdout);
 		flush_unless_busy(stderr);
 	}

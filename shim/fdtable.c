@@ -128,3 +128,24 @@ bool cp_fd_ever_held_socket(void)
 {
 	return atomic_load(&held_socket);
 }
+
+bool cp_fd_any(bool (*pred)(const struct cp_sock *s))
+{
+	unsigned hi = atomic_load(&hi_chunk);
+	for (unsigned c = 0; c <= hi; c++) {
+		groups_t mask = atomic_load_explicit(groups_of(c), memory_order_acquire);
+		entry_t *chunk = c == 0 ? low : atomic_load_explicit(&top[c], memory_order_acquire);
+		if (mask == 0 || chunk == NULL)
+			continue;
+		for (unsigned i = 0; i < CHUNK_SIZE; i++) {
+			if (!(mask & (1u << (i >> GROUP_BITS)))) {
+				i |= GROUP_SIZE - 1;
+				continue;
+			}
+			struct cp_sock *s = atomic_load_explicit(&chunk[i], memory_order_acquire);
+			if (s != NULL && s != CP_SOCK_SHIM && pred(s))
+				return true;
+		}
+	}
+	return false;
+}

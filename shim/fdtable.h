@@ -20,6 +20,9 @@ int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old);
 /* A socket of the program's was ever in the table (the shim's own descriptors aside). */
 bool cp_fd_ever_held_socket(void);
 
+/* Whether pred holds for a socket of the program's in the table (stops at the first). */
+bool cp_fd_any(bool (*pred)(const struct cp_sock *s));
+
 /* Call fn for every non-empty entry with first <= fd <= last, in increasing order. */
 void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_sock *s, void *arg),
 		   void *arg);

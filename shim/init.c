@@ -23,6 +23,7 @@
 #include "shim/refs.h"
 #include "shim/sigdisp.h"
 #include "shim/sock.h"
+#include "shim/yamldl.h"
 
 struct cp_config cp_cfg;
 /* on the page every process writes at start (hot.h) */
@@ -186,6 +187,7 @@ static void init_once(void)
 		cp_event_policy_loaded(policy, cp_cfg.dry_run);
 	}
 	free(diag);
+	cp_yaml_unload();
 	cp_refs_init(policy);
 	cp_inherit_adopt();
 	pthread_atfork(before_fork, after_fork_parent, after_fork_child);

@@ -5,8 +5,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* In .bss past the file's last page: an anonymous mapping, which MADV_WIPEONFORK requires. */
-struct cp_perproc cp_perproc __attribute__((aligned(CP_PERPROC_SIZE)));
+/* In .bss past the file's last page: an anonymous mapping, which MADV_WIPEONFORK requires; and
+ * last there (the link sorts .bss sections by name), so the mark splits that mapping in two,
+ * not three: each mapping is copied by every fork. */
+struct cp_perproc cp_perproc __attribute__((aligned(CP_PERPROC_SIZE), section(".bss.~perproc")));
 
 /* Set once, in the first process that forks; inherited with the mark, never written again. */
 static atomic_int armed; /* 0 not yet, 1 marked, -1 the kernel refused (before Linux 4.14) */

@@ -4,7 +4,9 @@
  * under the shim, about 40 microseconds each here, whether or not it read a policy: a shell
  * script's every command paid it. The policy loader (policy/) calls the seven functions below
  * as it would call libyaml's; in the object they are these (hidden, so the program's own use of
- * libyaml is untouched), which open the library on the first parse. */
+ * libyaml is untouched), which open the library on the first parse; it is closed again once the
+ * policy is loaded (its mappings would be copied by every fork and counted in every process's
+ * memory). */
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -12,6 +14,7 @@
 #include <yaml.h>
 
 #include "shim/events.h"
+#include "shim/yamldl.h"
 
 #define SONAME "libyaml-0.so.2" /* the library's ABI since 0.2 (2018), the same since 0.1 */
 
@@ -25,6 +28,7 @@ static struct {
 	void (*document_delete)(yaml_document_t *);
 } y;
 static atomic_int state; /* 0 not tried, 1 loaded, -1 not available */
+static void *handle;
 
 /* The policy is read by one thread at a time (start-up); the state is atomic all the same. */
 static bool load(void)
@@ -32,7 +36,7 @@ static bool load(void)
 	int st = atomic_load(&state);
 	if (st != 0)
 		return st > 0;
-	void *h = dlopen(SONAME, RTLD_NOW | RTLD_LOCAL);
+	void *h = handle = dlopen(SONAME, RTLD_NOW | RTLD_LOCAL);
 	if (h != NULL) {
 		*(void **)&y.parser_initialize = dlsym(h, "yaml_parser_initialize");
 		*(void **)&y.parser_set_input_string = dlsym(h, "yaml_parser_set_input_string");
@@ -49,6 +53,16 @@ static bool load(void)
 			       "the policy is rejected");
 	atomic_store(&state, ok ? 1 : -1);
 	return ok;
+}
+
+void cp_yaml_unload(void)
+{
+	if (atomic_load(&state) <= 0)
+		return;
+	memset(&y, 0, sizeof y);
+	atomic_store(&state, 0); /* a later parse opens it again */
+	dlclose(handle);
+	handle = NULL;
 }
 
 int yaml_parser_initialize(yaml_parser_t *parser)

@@ -44,7 +44,7 @@ struct header {
 static struct header *hdr;
 static _Atomic uint64_t *cookies; /* NULL: no table */
 static atomic_int *counts;
-static int table_fd = -1;
+static atomic_int table_fd = -1;
 static uint64_t table_ino, table_dev;
 
 bool cp_sht_present(void)
@@ -106,6 +106,17 @@ static void lower_hint(unsigned i)
 	unsigned h = atomic_load(&hdr->hint);
 	while (i < h && !atomic_compare_exchange_weak(&hdr->hint, &h, i))
 		;
+}
+
+bool cp_sht_fd_moved(int from, int to)
+{
+	if (!atomic_compare_exchange_strong(&table_fd, &from, to))
+		return false;
+	int pid = (int)getpid(); /* what exec'd images are told: this process, the new number */
+	for (unsigned i = 0; i < HOLDERS; i++)
+		if (atomic_load(&hdr->holders[i].pid) == pid && atomic_load(&hdr->holders[i].fd) == from)
+			atomic_store(&hdr->holders[i].fd, to);
+	return true;
 }
 
 int cp_sht_insert(uint64_t cookie, int count)

@@ -31,6 +31,9 @@ int cp_sht_insert(uint64_t cookie, int count);
 /* Add delta to a slot; returns the new count. A slot that reaches 0 is freed (its socket is
  * held by nobody: its cookie, unique per boot, never comes back). */
 int cp_sht_add(int slot, int delta);
+/* The program took the table's number with dup2: the table's descriptor is now `to`. False
+ * when `from` is not the table's. */
+bool cp_sht_fd_moved(int from, int to);
 /* The slot holding cookie, or -1. */
 int cp_sht_find(uint64_t cookie);
 

@@ -17,6 +17,7 @@
 #include "shim/ownfd.h"
 #include "shim/real.h"
 #include "shim/refs.h"
+#include "shim/shtable.h"
 #include "shim/sockinfo.h"
 
 /* Inside the gate: drop one descriptor's reference to s. */
@@ -183,7 +184,7 @@ static int evict_shim_fd(int fd)
 		errno = EMFILE;
 		return -1;
 	}
-	if (!cp_log_fd_moved(fd, moved) && !cp_drain_fd_moved(fd, moved))
+	if (!cp_log_fd_moved(fd, moved) && !cp_drain_fd_moved(fd, moved) && !cp_sht_fd_moved(fd, moved))
 		cp_ownfd_close(moved); /* held by nobody any more */
 	struct cp_sock *s = cp_fd_take(fd);
 	if (s != NULL && s != CP_SOCK_SHIM) /* not the shim's after all: put it back */

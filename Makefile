@@ -76,7 +76,7 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 
 # libyaml is not linked to the object: shim/yamldl.c opens it when a policy is read.
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name $(LIB_DEFS) -o $@ $^ -ldl -lpthread
+	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name -Wl,-z,noseparate-code $(LIB_DEFS) -o $@ $^ -ldl -lpthread
 $(CMD): $(CLI_OBJ) $(POLICY_OBJ)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)
 

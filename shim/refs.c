@@ -21,7 +21,6 @@
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
 static bool tracking = true;
-static bool policy_can_act;
 
 /* ---- the gate ---- */
 
@@ -126,9 +125,10 @@ void cp_refs_init(const struct cp_policy *p)
 {
 	const char *off = secure_getenv("CLOSEPOLICY_TEST_NO_SHARED_REFS");
 	tracking = !(off != NULL && strcmp(off, "1") == 0);
-	for (size_t i = 0; i < p->n_rules; i++)
-		if (p->rules[i].action != CP_ACTION_PASSTHROUGH || p->rules[i].on_exit != CP_ACTION_PASSTHROUGH)
-			policy_can_act = true;
+	/* Counted under every policy, one that never acts too: the count is what tells a close that
+	 * another process still holds the socket, so that the kernel sends no RST and the close
+	 * logs no risk (without it, a forking server's every close in the parent warned of one). */
+	(void)p;
 }
 
 bool cp_refs_tracking(void)
@@ -170,10 +170,6 @@ bool cp_refs_share(struct cp_sock *s, int fd)
 {
 	if (s->unknown_holders)
 		return false;
-	if (!policy_can_act) { /* nothing will ever act: counting would be wasted */
-		s->unknown_holders = true;
-		return false;
-	}
 	if (s->shared) {
 		cp_sht_add(s->slot, 1);
 		return true;

@@ -30,8 +30,7 @@ enum cp_last {
 	CP_LAST,           /* the last descriptor in every process: the policy acts now */
 };
 
-/* At start-up: whether any rule can act (if none can, nothing is counted), and the test-only
- * switch CLOSEPOLICY_TEST_NO_SHARED_REFS=1 (no cross-process counting at all: every process
+/* At start-up: the test-only switch CLOSEPOLICY_TEST_NO_SHARED_REFS=1 (no cross-process counting at all: every process
  * acts at its own last close, as a naive shim would; for the tests that prove the tracking). */
 void cp_refs_init(const struct cp_policy *p);
 bool cp_refs_tracking(void);

@@ -141,7 +141,7 @@ int main(void)
 	char *bare[] = { path_env, NULL };
 	char *plain[] = { path_env, preload, NULL };
 	char *pol[] = { path_env, preload, policy_env, NULL };
-	double t[3][ROUNDS], r1[ROUNDS], r2[ROUNDS];
+	double t[3][ROUNDS], r1[ROUNDS], r2[ROUNDS], d1[ROUNDS], d2[ROUNDS];
 	time_execs(bare); /* warm the page cache */
 	time_execs(pol);
 	for (int r = 0; r < ROUNDS; r++) {
@@ -150,12 +150,15 @@ int main(void)
 		t[2][r] = time_execs(pol);
 		r1[r] = t[1][r] / t[0][r];
 		r2[r] = t[2][r] / t[0][r];
+		d1[r] = t[1][r] - t[0][r];
+		d2[r] = t[2][r] - t[0][r];
 	}
 	double b = median(t[0], ROUNDS), p = median(t[1], ROUNDS), g = median(t[2], ROUNDS);
-	printf("start: fork+exec+wait of /bin/true  bare %7.1f us | preloaded, no policy %7.1f us (+%.1f us, %.2fx) | "
-	       "preloaded, graceful policy %7.1f us (+%.1f us, %.2fx)  (medians of %d rounds of %d)\n",
-	       b / 1000, p / 1000, (p - b) / 1000, median(r1, ROUNDS), g / 1000, (g - b) / 1000,
-	       median(r2, ROUNDS), ROUNDS, EXECS);
+	/* the start-up cost: the median of each round's difference (rounds drift together) */
+	printf("start: fork+exec+wait of /bin/true  bare %7.1f us | preloaded, no policy %7.1f us (%+.1f us, %.2fx) | "
+	       "preloaded, graceful policy %7.1f us (%+.1f us, %.2fx)  (medians of %d interleaved rounds of %d)\n",
+	       b / 1000, p / 1000, median(d1, ROUNDS) / 1000, median(r1, ROUNDS), g / 1000,
+	       median(d2, ROUNDS) / 1000, median(r2, ROUNDS), ROUNDS, EXECS);
 	memory(bare, plain, pol);
 	unlink(policy);
 	return 0;

@@ -19,6 +19,7 @@
 #include "shim/fdtable.h"
 #include "shim/hot.h"
 #include "shim/real.h"
+#include "shim/refs.h"
 
 #define EXIT_SET_MAX 4096 /* graceful closes drained side by side; beyond, one last read each */
 
@@ -130,6 +131,11 @@ static void drain_set(struct cp_exit_set *set)
 	}
 }
 
+static void at_exit_last(int fd, void *arg)
+{
+	cp_close_at_exit(fd, arg);
+}
+
 static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
 {
 	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN)
@@ -158,7 +164,8 @@ void cp_exit_run(void)
 		return;
 	int saved = errno;
 	struct cp_exit_set *set = &exit_set; /* empty: the exit path runs once per process */
-	cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
+	if (!cp_refs_release_given(at_exit_last, set))
+		cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
 	drain_set(set);
 	if (!cp_drain_untouched())
 		cp_drain_finish_at_exit(deadline_of(set));

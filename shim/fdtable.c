@@ -78,10 +78,28 @@ CP_HOT struct cp_sock *cp_fd_get(int fd)
 	return e ? atomic_load_explicit(e, memory_order_acquire) : NULL;
 }
 
+/* Changes of the table, counted. A fork's pass records the count it saw (refs.c); a child reads
+ * both without a fault (inherited pages it only reads). On the page the table's first entries
+ * are on, which a change writes anyway, on a cache line of its own. */
+static _Alignas(64) atomic_uint generation CP_HOT_DATA(00);
+
+static void changed(void)
+{
+	atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+}
+
+unsigned cp_fd_generation(void)
+{
+	return atomic_load_explicit(&generation, memory_order_relaxed);
+}
+
 struct cp_sock *cp_fd_take(int fd)
 {
 	entry_t *e = slot(fd, false);
-	return e ? atomic_exchange(e, NULL) : NULL;
+	struct cp_sock *s = e ? atomic_exchange(e, NULL) : NULL;
+	if (s != NULL)
+		changed();
+	return s;
 }
 
 int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
@@ -93,6 +111,8 @@ int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
 	if (s != NULL)
 		note_use((unsigned)fd, s != CP_SOCK_SHIM);
 	*old = atomic_exchange(e, s);
+	if (s != NULL || *old != NULL)
+		changed();
 	return 0;
 }
 

@@ -17,6 +17,9 @@ struct cp_sock *cp_fd_take(int fd);
 /* Store s (may allocate a chunk; returns -1 when it cannot) and return the old entry in *old. */
 int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old);
 
+/* A number that changes with every change of the table (a store or a clear). */
+unsigned cp_fd_generation(void);
+
 /* A socket of the program's was ever in the table (the shim's own descriptors aside). */
 bool cp_fd_ever_held_socket(void);
 

@@ -156,6 +156,16 @@ int cp_sht_add(int slot, int delta)
 	return now;
 }
 
+bool cp_sht_release_if_held(int slot)
+{
+	if (cookies == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
+		return false;
+	int c = atomic_load(&counts[slot]);
+	while (c > 1 && !atomic_compare_exchange_weak(&counts[slot], &c, c - 1))
+		;
+	return c > 1;
+}
+
 int cp_sht_find(uint64_t cookie)
 {
 	if (cookies == NULL || cookie == EMPTY || cookie == FREED)

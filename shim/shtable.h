@@ -34,6 +34,9 @@ int cp_sht_add(int slot, int delta);
 /* The program took the table's number with dup2: the table's descriptor is now `to`. False
  * when `from` is not the table's. */
 bool cp_sht_fd_moved(int from, int to);
+/* Take one from a slot only if another holder remains after (true); false leaves it as it was
+ * (the caller may be its last holder, and releases it the ordinary way). */
+bool cp_sht_release_if_held(int slot);
 /* The slot holding cookie, or -1. */
 int cp_sht_find(uint64_t cookie);
 

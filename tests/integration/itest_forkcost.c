@@ -5,6 +5,7 @@
  * without the shim, in the same run. progs/fork_cost does the forking. */
 #include "harness.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,34 @@ static void test_no_syscall_added_giving_100_connections_away(void **state)
 	no_syscall_added("100");
 }
 
+/* What the counting skips must still be right: a child that exits without touching its table
+ * releases what the fork gave it from the fork's list; where it is the last holder (the parent
+ * closed its copy at once), the socket's on_exit applies there, in the child: reset, so the
+ * peer's read ends with ECONNRESET (the kernel's own close at exit would send FIN). */
+static void test_child_exiting_as_last_holder_acts(void **state)
+{
+	(void)state;
+	struct h_proc p;
+	h_spawn(&p, "version: 1\nrules:\n  - {match: {role: server}, action: reset}\n", NULL, "fork_server",
+		"-k", "1", "-w", "1000", "-x", NULL);
+	int port = (int)h_expect(&p, "port ", 5000);
+	int fd = h_connect(port, 0);
+	h_expect(&p, "closed ", 5000); /* the parent has closed its copy: the child holds the last */
+	h_send_all(fd, "go\n", 3);
+	struct h_read r = h_read_to_end(fd, 10000);
+	assert_int_equal(r.err, ECONNRESET);
+	close(fd);
+	assert_int_equal(h_expect(&p, "child ", 5000), 0);
+	h_expect(&p, "done", 5000);
+	int st = h_wait(&p, 10000);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char parent[48];
+	snprintf(parent, sizeof parent, "closepolicy[%d]", (int)p.pid);
+	assert_int_equal(h_log_count(&p, "event=close", "action=reset", "process exit", NULL), 1);
+	assert_int_equal(h_log_count(&p, "event=close", parent, NULL), 0);
+	h_finish(&p);
+}
+
 static int cleanup(void **state)
 {
 	(void)state;
@@ -162,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_faults_100_connections_observe_only),
 		cmocka_unit_test(test_no_syscall_added_to_a_fork),
 		cmocka_unit_test(test_no_syscall_added_giving_100_connections_away),
+		cmocka_unit_test(test_child_exiting_as_last_holder_acts),
 	};
 	return cmocka_run_group_tests_name("fork cost", tests, NULL, cleanup);
 }

@@ -74,7 +74,10 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(YAML_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
 
-# libyaml is not linked to the object: shim/yamldl.c opens it when a policy is read.
+# libyaml is not linked to the object: shim/yamldl.c opens it when a policy is read, from the
+# directory pkg-config names first (no search of the loader's cache), then by its name.
+YAML_LIBDIR := $(shell $(PKG_CONFIG) --variable=libdir yaml-0.1 2>/dev/null)
+$(BUILD)/pic/shim/yamldl.o: ALL_CFLAGS += $(if $(YAML_LIBDIR),-DCP_YAML_LIBDIR='"$(YAML_LIBDIR)"')
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
 	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name -Wl,-z,noseparate-code $(LIB_DEFS) -o $@ $^ -ldl -lpthread
 $(CMD): $(CLI_OBJ) $(POLICY_OBJ)

@@ -118,10 +118,11 @@ static void memory(char *const bare[], char *const plain[], char *const pol[])
 	idle_rollup(bare, out[0], sizeof out[0]);
 	idle_rollup(plain, out[1], sizeof out[1]);
 	idle_rollup(pol, out[2], sizeof out[2]);
-	const char *names[] = { "Rss:", "Anonymous:", "Private_Dirty:" };
-	const char *what[] = { "resident (text mapped in included)", "anonymous (heap, .bss, stacks)",
-			       "private dirty (every page written)" };
-	for (int i = 0; i < 3; i++)
+	/* (not Private_Dirty: a freshly built object's text counts there until written back) */
+	const char *names[] = { "Rss:", "Anonymous:" };
+	const char *what[] = { "resident (shared text mapped in included)",
+			       "anonymous (heap, .bss, stacks, written data)" };
+	for (int i = 0; i < 2; i++)
 		printf("rss: idle cat, %-36s bare %5ld KiB | preloaded, no policy %+5ld KiB | graceful policy %+5ld KiB\n",
 		       what[i], field(out[0], names[i]), field(out[1], names[i]) - field(out[0], names[i]),
 		       field(out[2], names[i]) - field(out[0], names[i]));

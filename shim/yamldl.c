@@ -36,7 +36,13 @@ static bool load(void)
 	int st = atomic_load(&state);
 	if (st != 0)
 		return st > 0;
-	void *h = handle = dlopen(SONAME, RTLD_NOW | RTLD_LOCAL);
+	void *h = NULL;
+#ifdef CP_YAML_LIBDIR
+	h = dlopen(CP_YAML_LIBDIR "/" SONAME, RTLD_NOW | RTLD_LOCAL);
+#endif
+	if (h == NULL)
+		h = dlopen(SONAME, RTLD_NOW | RTLD_LOCAL);
+	handle = h;
 	if (h != NULL) {
 		*(void **)&y.parser_initialize = dlsym(h, "yaml_parser_initialize");
 		*(void **)&y.parser_set_input_string = dlsym(h, "yaml_parser_set_input_string");

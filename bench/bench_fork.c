@@ -122,8 +122,9 @@ static void pairs(const char *self, const char *policy, const char *what, const 
 		ratio[i] = shim[i] / bare[i];
 	}
 	double b = median(bare, PAIRS), s = median(shim, PAIRS), r = median(ratio, PAIRS);
-	printf("%-5s: %-44s bare %7.1f us | shim, graceful %7.1f us | ratio %.3fx (median of %d pairs; lowest %.3fx, highest %.3fx)\n",
-	       what, label, b / 1000, s / 1000, r, PAIRS, ratio[0], ratio[PAIRS - 1]);
+	printf("%-5s: %-44s bare %7.1f us | shim, %-9s %7.1f us | ratio %.3fx (median of %d pairs; lowest %.3fx, highest %.3fx)\n",
+	       what, label, b / 1000, policy ? "graceful" : "no policy", s / 1000, r, PAIRS, ratio[0],
+	       ratio[PAIRS - 1]);
 }
 
 int main(int argc, char **argv)
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
 	snprintf(graceful, sizeof graceful, "%s", bench_policy("version: 1\nlog: {level: warn}\nrules:\n  - {match: {role: server}, action: graceful}\n"));
 	pairs(argv[0], graceful, "fork0", "fork+exit+wait, no socket open");
 	pairs(argv[0], graceful, "fork", "fork+exit+wait, 100 connections open");
+	pairs(argv[0], NULL, "exec", "fork+exec(/bin/true)+wait");
 	pairs(argv[0], graceful, "exec", "fork+exec(/bin/true)+wait");
 	unlink(graceful);
 	const char *policy =

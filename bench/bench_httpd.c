@@ -121,10 +121,33 @@ static double load(void)
 	return (double)atomic_load(&done) / secs;
 }
 
-static double run(const char *busybox, const char *dir, const char *lib, const char *policy, long *fails)
+/* CPU seconds of the server and the children it reaped (/proc/PID/stat fields 14-17) */
+static double server_cpu(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+	unsigned long long v[4] = { 0 };
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+				&v[0], &v[1], &v[2], &v[3]) != 4)
+		return 0;
+	return (double)(v[0] + v[1] + v[2] + v[3]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* requests per second; *cpu_us: the server's CPU time per answered request */
+static double run(const char *busybox, const char *dir, const char *lib, const char *policy, long *fails,
+		  double *cpu_us)
 {
 	pid_t pid = start_httpd(busybox, dir, lib, policy);
+	double before = server_cpu(pid);
 	double r = load();
+	long answered = atomic_load(&done);
+	*cpu_us = answered > 0 ? (server_cpu(pid) - before) * 1e6 / (double)answered : 0;
 	*fails += atomic_load(&failed);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
@@ -171,11 +194,12 @@ int main(void)
 	close(l);
 
 	double bare[ROUNDS], observe[ROUNDS], graceful[ROUNDS], r_obs[ROUNDS], r_gr[ROUNDS];
+	double cpu[3][ROUNDS];
 	long fails[3] = { 0, 0, 0 };
 	for (int r = 0; r < ROUNDS; r++) {
-		bare[r] = run(busybox, dir, NULL, NULL, &fails[0]);
-		observe[r] = run(busybox, dir, lib, NULL, &fails[1]);
-		graceful[r] = run(busybox, dir, lib, policy, &fails[2]);
+		bare[r] = run(busybox, dir, NULL, NULL, &fails[0], &cpu[0][r]);
+		observe[r] = run(busybox, dir, lib, NULL, &fails[1], &cpu[1][r]);
+		graceful[r] = run(busybox, dir, lib, policy, &fails[2], &cpu[2][r]);
 		r_obs[r] = observe[r] / bare[r];
 		r_gr[r] = graceful[r] / bare[r];
 	}
@@ -184,6 +208,9 @@ int main(void)
 	printf("httpd: busybox httpd, 10 kB page, %d clients, a connection per request: bare %.0f req/s | observe only %.0f req/s (%.3fx; %.3fx-%.3fx) | graceful %.0f req/s (%.3fx; %.3fx-%.3fx)  (medians of %d rounds; incomplete answers %ld / %ld / %ld)\n",
 	       CLIENTS, b, o, ro, r_obs[0], r_obs[ROUNDS - 1], g, rg, r_gr[0], r_gr[ROUNDS - 1], ROUNDS,
 	       fails[0], fails[1], fails[2]);
+	double cb = median(cpu[0], ROUNDS), co = median(cpu[1], ROUNDS), cg = median(cpu[2], ROUNDS);
+	printf("httpd: the server's CPU time per request (parent and children; clock ticks, so coarse): bare %.0f us | observe only %.0f us (%.2fx) | graceful %.0f us (%.2fx)\n",
+	       cb, co, co / cb, cg, cg / cb);
 	unlink(page);
 	rmdir(dir);
 	unlink(policy);

@@ -26,8 +26,6 @@
 #include "shim/yamldl.h"
 
 struct cp_config cp_cfg;
-/* on the page every process writes at start (hot.h) */
-static atomic_int once CP_HOT_DATA(00);
 
 /* The name the program was started as (basename of argv[0]): what a user types and sees in ps,
  * and for a symlinked executable (redis-server -> redis-check-rdb) the name that means something.
@@ -132,9 +130,15 @@ static void after_fork_parent(void)
 	cp_refs_fork_parent();
 }
 
+static atomic_int once CP_HOT_DATA(00); /* on the page every process writes at start (hot.h) */
+
 static void after_fork_child(void)
 {
 	cp_refs_fork_child(); /* first: the per-process page, cleared by hand if it is not marked */
+	/* forked while another thread was starting the shim: that thread is not in the child, whose
+	 * first wrapper starts it again (as pthread_once would) */
+	if (atomic_load(&once) != CP_ONCE_DONE)
+		atomic_store(&once, 0);
 	if (drainer_held) {
 		drainer_held = false;
 		cp_drain_atfork_child();
@@ -144,6 +148,8 @@ static void after_fork_child(void)
 static void init_once(void)
 {
 	int saved = errno;
+	/* first: a fork by another thread while this runs must find the handlers (see the child's) */
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	cp_sigdisp_init(); /* the SIGPIPE handler in front, before anything can be logged */
 	find_program_name();
 	cp_log_set_program(cp_cfg.program);
@@ -190,7 +196,6 @@ static void init_once(void)
 	cp_yaml_unload();
 	cp_refs_init(policy);
 	cp_inherit_adopt();
-	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	errno = saved;
 }
 

@@ -505,20 +505,26 @@ void cp_drain_atfork_child(void)
 {
 	/* The child's copies would keep half-closed sockets alive until it exits: close them. The
 	 * sockets stay the parent's to finish. */
+	/* (each written only when set: every page written here is copied in every child) */
 	for (struct cp_drain *d = active, *n; d != NULL; d = n) {
 		n = d->next;
 		cp_ownfd_close(d->fd);
 	}
-	active = NULL;
-	for (struct cp_sock *s = atomic_exchange(&pending, NULL); s != NULL; s = s->link)
-		cp_ownfd_close(s->drain.fd);
+	if (active != NULL)
+		active = NULL;
+	if (atomic_load(&pending) != NULL)
+		for (struct cp_sock *s = atomic_exchange(&pending, NULL); s != NULL; s = s->link)
+			cp_ownfd_close(s->drain.fd);
 	/* the epoll set is the parent's open file: never touch it from here */
-	int ep = atomic_exchange(&epfd, -1), ev = atomic_exchange(&evfd, -1);
+	int ep = atomic_load(&epfd) >= 0 ? atomic_exchange(&epfd, -1) : -1;
+	int ev = atomic_load(&evfd) >= 0 ? atomic_exchange(&evfd, -1) : -1;
 	if (ep >= 0)
 		cp_ownfd_close(ep);
 	if (ev >= 0)
 		cp_ownfd_close(ev);
-	atomic_store(&running, 0);
-	atomic_store(&in_progress, 0);
+	if (atomic_load(&running) != 0)
+		atomic_store(&running, 0);
+	if (atomic_load(&in_progress) != 0)
+		atomic_store(&in_progress, 0);
 	pthread_mutex_unlock(&active_lock);
 }

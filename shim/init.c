@@ -108,25 +108,26 @@ static void configure_log(const struct cp_policy *p)
  * avoid: the reference pass writes only the per-process page unless a socket goes to the child;
  * the drainer is held only when it was ever used (a thread of the parent could be changing its
  * lists) or another thread exists; the child's pid is asked when it first logs. */
-static bool drainer_held; /* written only by a fork that held it */
+/* Forks hold the drainer from the first that must (another thread exists, or the drainer was
+ * used) on: set once, never cleared, so that no fork writes it again (a page copied). */
+static bool drainer_held;
 
 static void before_fork(void)
 {
 	cp_perproc_arm();
 	cp_real_resolve_for_child();
 	cp_refs_fork_prepare(); /* first: it holds closes off, and takes no lock */
-	if (!cp_single_threaded() || !cp_drain_untouched()) {
-		drainer_held = true;
+	if (drainer_held || !cp_single_threaded() || !cp_drain_untouched()) {
+		if (!drainer_held)
+			drainer_held = true;
 		cp_drain_atfork_prepare();
 	}
 }
 
 static void after_fork_parent(void)
 {
-	if (drainer_held) {
-		drainer_held = false;
+	if (drainer_held)
 		cp_drain_atfork_parent();
-	}
 	cp_refs_fork_parent();
 }
 
@@ -139,10 +140,8 @@ static void after_fork_child(void)
 	 * first wrapper starts it again (as pthread_once would) */
 	if (atomic_load(&once) != CP_ONCE_DONE)
 		atomic_store(&once, 0);
-	if (drainer_held) {
-		drainer_held = false;
+	if (drainer_held)
 		cp_drain_atfork_child();
-	}
 }
 
 static void init_once(void)

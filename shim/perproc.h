@@ -40,6 +40,11 @@ struct cp_perproc {
 			pthread_mutex_t spare_lock;     /* all zero: PTHREAD_MUTEX_INITIALIZER */
 			/* this process's id, 0 until asked (a child's page starts at 0) */
 			atomic_int pid;
+			/* sigdisp.c: the lock of the SIGPIPE record's writers, and the thread whose
+			 * fork holds it (a fork takes it without a system call; the child finds it
+			 * open) */
+			atomic_flag sigdisp_lock;
+			_Atomic(void *) sigdisp_fork_holder;
 		};
 		char page_[CP_PERPROC_SIZE];
 	};

@@ -226,12 +226,37 @@ static void note_given(int fd, int slot)
 
 bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg)
 {
-	if (!tracking || given_overflow || !cp_single_threaded() ||
-	    cp_fd_generation() != given_generation)
+	if (!tracking || given_overflow)
 		return false;
-	for (unsigned i = 0; i < n_given; i++)
-		if (!cp_sht_release_if_held(given[i].slot))
-			last(given[i].fd, arg); /* perhaps its last holder: the ordinary way */
+	/* With other threads (a library's, or the program's started since), their closes and new
+	 * descriptors wait at the gate while the table is compared and the list used, and each
+	 * entry released is taken: a later close of that number by them is a plain one. Alone,
+	 * nothing can come between. */
+	bool alone = cp_single_threaded();
+	if (!alone)
+		hold();
+	if (cp_fd_generation() != given_generation) {
+		if (!alone)
+			cp_refs_resume();
+		return false;
+	}
+	unsigned n_last = 0;
+	for (unsigned i = 0; i < n_given; i++) {
+		struct cp_sock *s = alone ? NULL : cp_fd_take(given[i].fd), *old;
+		if (!alone && s == NULL)
+			continue; /* (the table is as the pass saw it: not reached) */
+		if (cp_sht_release_if_held(given[i].slot))
+			continue;
+		if (s != NULL) /* perhaps its last holder: released the ordinary way, which takes it */
+			cp_fd_put(given[i].fd, s, &old);
+		if (n_last != i) /* (written only then: a page copied otherwise) */
+			given[n_last] = given[i];
+		n_last++;
+	}
+	if (!alone)
+		cp_refs_resume();
+	for (unsigned i = 0; i < n_last; i++) /* outside the gate: the ordinary way may drain */
+		last(given[i].fd, arg);
 	return true;
 }
 

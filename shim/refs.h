@@ -50,10 +50,10 @@ enum cp_last cp_refs_release(struct cp_sock *s);
  * Lock-free, no allocation (the gate is entered: it only ever waits for a fork in progress). */
 bool cp_refs_release_at_exit(struct cp_sock *s, int fd);
 
-/* At exit, in a single-threaded process whose descriptor table is as the fork that made it left
- * it: release each socket that fork counted for it, straight from the fork's list; where this
- * process may be the last holder, last(fd, arg) releases it the ordinary way. False (nothing
- * done) when that does not apply: the caller walks the table. */
+/* At exit, in a process whose descriptor table is as the fork that made it left it: release
+ * each socket that fork counted for it, straight from the fork's list; where this process may
+ * be the last holder, last(fd, arg) releases it the ordinary way. False (nothing done) when
+ * that does not apply: the caller walks the table. */
 bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg);
 
 /* Exclusive use by fork/exec/spawn: returns a fresh epoch for marking sockets (ref_epoch). */

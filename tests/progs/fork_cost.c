@@ -1,6 +1,7 @@
 /* What a fork costs the two processes, in minor page faults:
- *   fork_cost SOCKETS FORKS
- * opens SOCKETS connected loopback pairs (the accepted ends are servers), forks three times to
+ *   fork_cost SOCKETS FORKS [THREADS]
+ * starts THREADS idle threads (default none: a program's workers, a library's own), opens
+ * SOCKETS connected loopback pairs (the accepted ends are servers), forks three times to
  * settle, then FORKS times fork + _exit(0) in the child + waitpid, and prints
  *   "faults parent P child C"
  * the totals over those FORKS forks (getrusage RUSAGE_SELF and RUSAGE_CHILDREN). Under strace,
@@ -8,6 +9,7 @@
  * It runs without address space randomization where it may (it execs itself again so): each
  * figure then depends on the program and the object, not on where the loader put them. */
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/personality.h>
@@ -32,9 +34,20 @@ static void fork_exit_wait(void)
 	}
 }
 
+static int idle_pipe[2];
+
+static void *idle(void *arg)
+{
+	(void)arg;
+	char c;
+	while (read(idle_pipe[0], &c, 1) < 0)
+		;
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 3)
+	if (argc != 3 && argc != 4)
 		return 2;
 	int persona = personality(0xffffffff);
 	if (persona != -1 && !(persona & ADDR_NO_RANDOMIZE) && getenv("FORK_COST_FIXED") == NULL &&
@@ -45,6 +58,14 @@ int main(int argc, char **argv)
 	}
 	int sockets = atoi(argv[1]);
 	long forks = atol(argv[2]);
+	int threads = argc == 4 ? atoi(argv[3]) : 0;
+	if (threads > 0 && pipe(idle_pipe) < 0)
+		return 1;
+	for (int i = 0; i < threads; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, idle, NULL) != 0)
+			return 1;
+	}
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof a;
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);

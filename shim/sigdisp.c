@@ -35,7 +35,7 @@ static atomic_int once CP_HOT_DATA(00);
  * that no other thread is half-way through a change, and lets go in the parent without a page
  * copied; the child starts with it open. */
 #define WLOCK cp_perproc.sigdisp_lock
-static __thread char self_marker; /* this thread, as the fork holder names it */
+static __thread char self_marker __attribute__((tls_model("initial-exec"))); /* this thread, as the fork holder names it */
 
 /* true when it took the lock (false: this thread's own fork holds it; a handler of the forking
  * thread changes the record before the fork goes on, while no other writer can) */

@@ -300,13 +300,18 @@ void cp_refs_fork_prepare(void)
 	/* The list is rebuilt only when the table changed since the last pass: the same table gives
 	 * the same list, and a list written at every fork is a page copied at every fork. */
 	struct pass p = { .epoch = 0, .note = cp_fd_generation() != given_generation || given_overflow };
-	if (p.note) {
-		n_given = 0;
-		given_overflow = false;
+	if (!p.note) {
+		/* the table as the list's pass saw it: the list is what this pass would give (every
+		 * connection counted then is shared; the others were marked unknown, and stay so) */
+		for (unsigned i = 0; i < n_given; i++)
+			cp_sht_add(given[i].slot, 1);
+		return;
 	}
+	n_given = 0;
+	given_overflow = false;
 	cp_fd_foreach(0, ~0U, count_for_child, &p);
-	if (p.note) /* after the pass: the first one makes the table's descriptor, a change too */
-		given_generation = cp_fd_generation();
+	/* after the pass: the first one makes the table's descriptor, a change too */
+	given_generation = cp_fd_generation();
 }
 
 void cp_refs_fork_parent(void)

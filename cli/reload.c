@@ -148,7 +148,9 @@ static bool await_answer(struct target *t, uint64_t deadline)
 		uint64_t now = now_ms();
 		if (now >= deadline) {
 			fprintf(stderr, "closepolicy reload: %d (%s): no answer within %d ms (its shim's thread "
-					"is not running: the process made no TCP socket yet, or it is stopped)\n",
+					"is not running: the process is single-threaded and has not drained yet "
+					"- start it with CLOSEPOLICY_RELOAD=1 -, made no TCP socket yet, or is "
+					"stopped)\n",
 				(int)t->pid, t->program, ANSWER_MS);
 			return false;
 		}

@@ -151,12 +151,25 @@ struct cp_policy *cp_policy_load_string(const char *text, size_t len, const char
 	return L.policy;
 }
 
-/* The file from its start, up to one byte past the limit: its length, or -1 (diag set). */
-static ssize_t read_all(int fd, char *buf, struct cp_diag *diag)
+/* The file from its start, up to one byte past the limit, into *buf (grown as needed from
+ * *cap bytes): its length, or -1 (diag set). */
+static ssize_t read_all(int fd, char **buf, size_t *cap, struct cp_diag *diag)
 {
 	size_t len = 0;
-	while (len <= POLICY_FILE_MAX) {
-		ssize_t got = pread(fd, buf + len, POLICY_FILE_MAX + 1 - len, (off_t)len);
+	for (;;) {
+		if (len == *cap) {
+			if (*cap > POLICY_FILE_MAX)
+				break;
+			size_t more = *cap * 2 > POLICY_FILE_MAX + 1 ? POLICY_FILE_MAX + 1 : *cap * 2;
+			char *b = realloc(*buf, more);
+			if (b == NULL) {
+				cp_diag_add(diag, 0, 0, "out of memory");
+				return -1;
+			}
+			*buf = b;
+			*cap = more;
+		}
+		ssize_t got = pread(fd, *buf + len, *cap - len, (off_t)len);
 		if (got == 0)
 			break;
 		if (got < 0 && errno == EINTR)
@@ -224,7 +237,11 @@ struct cp_policy *cp_policy_load_file(const char *path, struct cp_diag *diag)
 		close(fd);
 		return NULL;
 	}
-	char *buf = malloc(POLICY_FILE_MAX + 1);
+	/* the size fstat gave, and a byte to see the end: not the limit's megabyte, which malloc
+	 * maps and unmaps in every process that loads a policy */
+	size_t cap = before.st_size < 64 ? 64
+		     : before.st_size < POLICY_FILE_MAX ? (size_t)before.st_size + 1 : POLICY_FILE_MAX + 1;
+	char *buf = malloc(cap);
 	if (buf == NULL) {
 		cp_diag_add(diag, 0, 0, "out of memory");
 		close(fd);
@@ -235,7 +252,7 @@ struct cp_policy *cp_policy_load_file(const char *path, struct cp_diag *diag)
 	for (int attempt = 0; attempt < READ_ATTEMPTS && stable == 0; attempt++) {
 		if (attempt > 0 && fstat(fd, &before) != 0)
 			break;
-		len = read_all(fd, buf, diag);
+		len = read_all(fd, &buf, &cap, diag);
 		if (len < 0 || len > POLICY_FILE_MAX)
 			break;
 		stable = still_holds(fd, buf, (size_t)len, diag);

@@ -11,11 +11,13 @@
 struct cp_config {
 	/* atomic: `closepolicy reload` swaps them on the shim's thread (reload.c) */
 	const struct cp_policy *_Atomic policy; /* never NULL after init: the file's, or the default */
-	struct cp_matcher matcher;
 	_Atomic bool dry_run;           /* policy dry_run, or CLOSEPOLICY_DRY_RUN */
 	_Atomic bool match_needs_addresses; /* some rule has a port or address condition */
 	char program[128];              /* basename of the executable */
 	const struct cp_matcher *_Atomic reloaded; /* the matcher of a reloaded policy, or NULL */
+	/* last: its 4 KiB table is written only as far as the policy has rules (start-up writes
+	 * one page of this struct, not two) */
+	struct cp_matcher matcher;
 };
 extern struct cp_config cp_cfg;
 

@@ -14,22 +14,25 @@
 
 #include "shim/config.h"
 #include "shim/events.h"
+#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/reload.h"
 #include "shim/rundir.h"
 
 enum { NONE, MAKING, READY };
 
-static struct cp_ctr_file *mine;     /* the file's mapping, once READY */
-static int state;                    /* NONE, MAKING, READY */
-static int maker_tid;                /* the thread making the file */
+/* On the per-process page (perproc.h), which a forked child gets zeroed: its own file, made at
+ * its own first count, and nothing written at the fork. ctr_mine: the file's mapping, once
+ * READY; ctr_state: NONE, MAKING, READY; ctr_maker_tid: the thread making the file; ctr_path:
+ * the file, for removal at exit ("" when none); ctr_slot_rule: the rule slots this process
+ * named, so a close finds its rule's slot without comparing names. */
+#define PP (cp_perproc)
+_Static_assert(sizeof PP.ctr_slot_rule / sizeof *PP.ctr_slot_rule == CP_CTR_RULES,
+	       "one slot pointer per counted rule");
 /* Counts made while the file is being made, by a signal handler that interrupted the thread
- * making it (added to the file once it is there); and every count when no file can be made. */
+ * making it (added to the file once it is there); and every count when no file can be made.
+ * A child inherits what the parent's fold left: zeros, and the high-water mark. */
 static struct cp_ctr_file early;
-static char path[512];               /* the file, for removal at exit; "" when none */
-
-/* Rule slots this process named, so a close finds its rule's slot without comparing names. */
-static const struct cp_rule *slot_rule[CP_CTR_RULES];
 
 /* The policy in force, copied into the file when it is made and at each reload. */
 static const struct cp_policy *policy_now;
@@ -76,15 +79,15 @@ static struct cp_ctr_file *make_file(void)
 	if (cp_rundir(dir, sizeof dir, true) < 0)
 		return NULL;
 	int pid = (int)getpid();
-	if (!cp_rundir_file(path, sizeof path, dir, pid, "") ||
+	if (!cp_rundir_file(PP.ctr_path, sizeof PP.ctr_path, dir, pid, "") ||
 	    !cp_rundir_file(tmp, sizeof tmp, dir, pid, ".tmp")) {
-		path[0] = '\0';
+		PP.ctr_path[0] = '\0';
 		return NULL;
 	}
 	unlink(tmp); /* left by an image of this PID that died while making it */
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		path[0] = '\0';
+		PP.ctr_path[0] = '\0';
 		return NULL;
 	}
 	size_t size = sizeof(struct cp_ctr_file);
@@ -95,7 +98,7 @@ static struct cp_ctr_file *make_file(void)
 	cp_real_close(fd);
 	if (m == MAP_FAILED) {
 		unlink(tmp);
-		path[0] = '\0';
+		PP.ctr_path[0] = '\0';
 		return NULL;
 	}
 	struct cp_ctr_file *f = m;
@@ -113,10 +116,10 @@ static struct cp_ctr_file *make_file(void)
 	__atomic_compare_exchange_n(&generation, &none, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 	write_policy(f);
 	__atomic_store_n(&f->accessible, 1, __ATOMIC_RELEASE);
-	if (rename(tmp, path) < 0) {
+	if (rename(tmp, PP.ctr_path) < 0) {
 		unlink(tmp);
 		munmap(m, size);
-		path[0] = '\0';
+		PP.ctr_path[0] = '\0';
 		return NULL;
 	}
 	return f;
@@ -145,34 +148,34 @@ static void fold_early(struct cp_ctr_file *f)
 static struct cp_ctr_file *slow(void)
 {
 	int expect = NONE;
-	if (__atomic_compare_exchange_n(&state, &expect, MAKING, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	if (__atomic_compare_exchange_n(&PP.ctr_state, &expect, MAKING, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 		int saved = errno;
-		__atomic_store_n(&maker_tid, gettid_(), __ATOMIC_RELAXED);
+		__atomic_store_n(&PP.ctr_maker_tid, gettid_(), __ATOMIC_RELAXED);
 		struct cp_ctr_file *f = make_file();
-		__atomic_store_n(&mine, f ? f : &early, __ATOMIC_RELEASE);
-		__atomic_store_n(&state, READY, __ATOMIC_RELEASE);
+		__atomic_store_n(&PP.ctr_mine, f ? f : &early, __ATOMIC_RELEASE);
+		__atomic_store_n(&PP.ctr_state, READY, __ATOMIC_RELEASE);
 		if (f)
 			fold_early(f);
 		errno = saved;
 		return f ? f : &early;
 	}
 	/* a handler that interrupted the thread making the file: that thread adds these later */
-	if (expect == MAKING && __atomic_load_n(&maker_tid, __ATOMIC_RELAXED) == gettid_())
+	if (expect == MAKING && __atomic_load_n(&PP.ctr_maker_tid, __ATOMIC_RELAXED) == gettid_())
 		return &early;
-	while (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == MAKING) /* a few system calls away */
+	while (__atomic_load_n(&PP.ctr_state, __ATOMIC_ACQUIRE) == MAKING) /* a few system calls away */
 		sched_yield();
-	return __atomic_load_n(&mine, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
 }
 
 struct cp_ctr_file *cp_ctr(void)
 {
-	struct cp_ctr_file *f = __atomic_load_n(&mine, __ATOMIC_ACQUIRE);
+	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
 	return f != NULL ? f : slow();
 }
 
 void cp_ctr_ensure(void)
 {
-	if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) == READY && cp_reload_thread_started())
+	if (__atomic_load_n(&PP.ctr_state, __ATOMIC_ACQUIRE) == READY && cp_reload_thread_started())
 		return;
 	struct cp_ctr_file *f = cp_ctr(); /* a forked worker may have made it at a count */
 	if (f != &early)
@@ -187,12 +190,12 @@ static unsigned rule_slot(struct cp_ctr_file *f, const struct cp_rule *rule)
 	if (used > CP_CTR_RULES)
 		used = CP_CTR_RULES;
 	for (unsigned i = 0; i < used; i++)
-		if (__atomic_load_n(&slot_rule[i], __ATOMIC_RELAXED) == rule)
+		if (__atomic_load_n(&PP.ctr_slot_rule[i], __ATOMIC_RELAXED) == rule)
 			return i;
 	for (unsigned i = 0; i < used; i++) /* named by a rule of another generation */
 		if (__atomic_load_n(&f->rules[i].state, __ATOMIC_ACQUIRE) == 2 &&
 		    strncmp(f->rules[i].name, rule->name, CP_CTR_NAME - 1) == 0) {
-			__atomic_store_n(&slot_rule[i], rule, __ATOMIC_RELAXED);
+			__atomic_store_n(&PP.ctr_slot_rule[i], rule, __ATOMIC_RELAXED);
 			return i;
 		}
 	unsigned i = __atomic_fetch_add(&f->rules_used, 1, __ATOMIC_ACQ_REL);
@@ -208,7 +211,7 @@ static unsigned rule_slot(struct cp_ctr_file *f, const struct cp_rule *rule)
 		__atomic_store_n(&f->rules[i].state, 2, __ATOMIC_RELEASE);
 	}
 	if (i < CP_CTR_RULES - 1)
-		__atomic_store_n(&slot_rule[i], rule, __ATOMIC_RELAXED);
+		__atomic_store_n(&PP.ctr_slot_rule[i], rule, __ATOMIC_RELAXED);
 	return i;
 }
 
@@ -300,7 +303,7 @@ void cp_ctr_error(void)
 void cp_ctr_log_line(bool written)
 {
 	/* only once there is a file: the start-up's lines must not make one */
-	struct cp_ctr_file *f = __atomic_load_n(&mine, __ATOMIC_ACQUIRE);
+	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
 	if (f == NULL)
 		f = &early;
 	cp_ctr_add(written ? &f->log_lines : &f->log_dropped, 1);
@@ -313,7 +316,7 @@ void cp_ctr_policy_loaded(const struct cp_policy *p)
 	__atomic_store_n(&policy_now, p, __ATOMIC_RELEASE);
 	__atomic_store_n(&loaded_ns, realtime_ns(), __ATOMIC_RELAXED);
 	__atomic_fetch_add(&generation, 1, __ATOMIC_ACQ_REL);
-	struct cp_ctr_file *f = __atomic_load_n(&mine, __ATOMIC_ACQUIRE);
+	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
 	if (f != NULL && f != &early)
 		write_policy(f);
 }
@@ -327,20 +330,9 @@ void cp_ctr_policy_rejected(const char *message)
 
 /* ---- fork and exit ---- */
 
-void cp_ctr_after_fork(void)
-{
-	/* the parent's mapping stays mapped here, unused: unmapping would be work in fork */
-	mine = NULL;
-	state = NONE;
-	path[0] = '\0';
-	memset(&early, 0, sizeof early);
-	memset(slot_rule, 0, sizeof slot_rule);
-	cp_reload_after_fork();
-}
-
 void cp_ctr_at_exit(void)
 {
-	struct cp_ctr_file *f = __atomic_load_n(&mine, __ATOMIC_ACQUIRE);
-	if (f != NULL && f != &early && path[0] != '\0' && f->pid == (int)getpid())
-		unlink(path);
+	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
+	if (f != NULL && f != &early && PP.ctr_path[0] != '\0' && f->pid == (int)getpid())
+		unlink(PP.ctr_path);
 }

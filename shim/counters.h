@@ -39,8 +39,8 @@ void cp_ctr_policy_loaded(const struct cp_policy *p);
 /* A reload was refused: the old policy stays; message says why. */
 void cp_ctr_policy_rejected(const char *message);
 
-/* fork: the child counts in a file of its own (made at its first count). */
-void cp_ctr_after_fork(void);
+/* fork: nothing to do. The child counts in a file of its own, made at its first count: what says
+ * which file is on the per-process page (perproc.h), which the child gets zeroed. */
 /* exit: remove the file. */
 void cp_ctr_at_exit(void);
 

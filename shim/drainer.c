@@ -46,10 +46,11 @@ static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
 /* guarded by active_lock: */
 static struct cp_drain *active;    /* watched in epoll */
 static struct cp_drain *fresh, *fresh_tail; /* handed over, first read still to come (oldest first) */
+static unsigned ended;             /* drains ended this round: places given back after the batch */
+/* last, after the small state a fork's child reads (every page it reads first is a fault) */
 static char batch_buf[16384];
 static struct cp_log_batch batch = { batch_buf, sizeof batch_buf, 0 }; /* lines of this round,
 								   written before the lock goes */
-static unsigned ended;             /* drains ended this round: places given back after the batch */
 
 uint64_t cp_now_ns(void)
 {
@@ -460,8 +461,10 @@ static int ensure_thread(int prog_fd)
 	if (atomic_load(&running) != 0 || !atomic_compare_exchange_strong(&running, &expected, 1))
 		return 0;
 	int rc = start_thread();
-	if (rc == 0)
+	if (rc == 0) {
+		cp_ctr_ensure(); /* the process has a second thread now: the reload thread may start */
 		return 0;
+	}
 	atomic_store(&running, 0);
 	cp_event_error(prog_fd, "cannot start the drainer thread", rc, "drained synchronously");
 	return -1;
@@ -596,6 +599,12 @@ void cp_drain_log_pending(void)
 
 /* ---- fork ---- */
 
+bool cp_drain_untouched(void)
+{
+	return atomic_load(&running) == 0 && atomic_load(&epfd) < 0 && atomic_load(&in_progress) == 0 &&
+	       atomic_load(&pending) == NULL;
+}
+
 void cp_drain_atfork_prepare(void)
 {
 	pthread_mutex_lock(&active_lock);
@@ -609,7 +618,8 @@ void cp_drain_atfork_parent(void)
 void cp_drain_atfork_child(void)
 {
 	/* The child's copies would keep half-closed sockets alive until it exits: close them. The
-	 * sockets (and their lines) stay the parent's to finish. */
+	 * sockets (and their lines) stay the parent's to finish. Each is written only when set:
+	 * every page written here is copied in every child. */
 	for (struct cp_drain *d = active, *n; d != NULL; d = n) {
 		n = d->next;
 		cp_ownfd_close(d->fd);
@@ -618,17 +628,24 @@ void cp_drain_atfork_child(void)
 		n = d->next;
 		cp_ownfd_close(d->fd);
 	}
-	active = fresh = fresh_tail = NULL;
-	batch.len = 0; /* (empty outside a round anyway) */
-	ended = 0;
-	for (struct cp_sock *s = atomic_exchange(&pending, NULL); s != NULL; s = s->link)
-		cp_ownfd_close(s->drain.fd);
+	if (active != NULL || fresh != NULL)
+		active = fresh = fresh_tail = NULL;
+	if (batch.len != 0) /* (empty outside a round anyway) */
+		batch.len = 0;
+	if (ended != 0)
+		ended = 0;
+	if (atomic_load(&pending) != NULL)
+		for (struct cp_sock *s = atomic_exchange(&pending, NULL); s != NULL; s = s->link)
+			cp_ownfd_close(s->drain.fd);
 	/* the epoll set is the parent's open file: never touch it from here */
-	int ep = atomic_exchange(&epfd, -1);
+	int ep = atomic_load(&epfd) >= 0 ? atomic_exchange(&epfd, -1) : -1;
 	if (ep >= 0)
 		cp_ownfd_close(ep);
-	atomic_store(&running, 0);
-	atomic_store(&sleeping, 0);
-	atomic_store(&in_progress, 0);
+	if (atomic_load(&running) != 0)
+		atomic_store(&running, 0);
+	if (atomic_load(&sleeping) != 0)
+		atomic_store(&sleeping, 0);
+	if (atomic_load(&in_progress) != 0)
+		atomic_store(&in_progress, 0);
 	pthread_mutex_unlock(&active_lock);
 }

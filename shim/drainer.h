@@ -47,6 +47,9 @@ void cp_drain_finish_at_exit(uint64_t deadline_ns);
 
 /* fork: the drainer thread does not exist in the child; its copies must not keep sockets open
  * there, and the epoll set it inherits is the parent's. */
+/* Nothing was ever handed to the drainer in this process (no thread, no descriptor, no drain):
+ * a fork then has nothing of it to hold or clean up. */
+bool cp_drain_untouched(void);
 void cp_drain_atfork_prepare(void);
 void cp_drain_atfork_parent(void);
 void cp_drain_atfork_child(void);

@@ -19,7 +19,10 @@
 #include "shim/quiet.h"
 #include "shim/events.h"
 #include "shim/fdtable.h"
+#include "shim/hot.h"
+#include "shim/perproc.h"
 #include "shim/real.h"
+#include "shim/refs.h"
 
 #define EXIT_SET_MAX 4096 /* graceful closes drained side by side; beyond, one last read each */
 
@@ -38,12 +41,24 @@ struct cp_exit_set {
 
 /* Static, not on the stack or the heap: the exit path allocates nothing. */
 static struct cp_exit_set exit_set;
-static atomic_int exit_started;
+/* On the page of the descriptor table's first entries, which the exit path writes anyway: a
+ * forked child that exits with connections copies one page for both (hot.h). */
+static atomic_int exit_started CP_HOT_DATA(00);
+
+/* The end of the wait, from the clock's first reading: a process that exits with nothing to act
+ * on never reads it (a forked child would fault the clock's pages in for nothing). */
+static uint64_t deadline_of(struct cp_exit_set *set)
+{
+	if (set->deadline_ns == 0)
+		set->deadline_ns = cp_now_ns() + (uint64_t)cp_cfg.policy->exit_wait_ms * 1000000u;
+	return set->deadline_ns;
+}
 
 int cp_exit_linger_s(const struct cp_exit_set *set, uint32_t linger_s)
 {
-	uint64_t now = cp_now_ns();
-	uint64_t left_s = set->deadline_ns > now ? (set->deadline_ns - now + 999999999u) / 1000000000u : 1;
+	(void)set; /* the only set there is */
+	uint64_t now = cp_now_ns(), end = deadline_of(&exit_set);
+	uint64_t left_s = end > now ? (end - now + 999999999u) / 1000000000u : 1;
 	return (int)(linger_s < left_s ? linger_s : left_s);
 }
 
@@ -75,14 +90,14 @@ void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s)
 }
 
 /* When the drain of d ends by time (0 = not yet), and which end it is. */
-static uint64_t time_end(const struct cp_exit_set *set, const struct exit_drain *d, const char **outcome)
+static uint64_t time_end(struct cp_exit_set *set, const struct exit_drain *d, const char **outcome)
 {
 	const struct cp_rule *r = d->s->rule;
 	uint64_t idle_end = d->last_ns + (uint64_t)r->drain_timeout_ms * 1000000u;
 	uint64_t max_end = d->start_ns + (uint64_t)r->drain_max_ms * 1000000u;
 	uint64_t end = idle_end < max_end ? idle_end : max_end;
 	*outcome = max_end <= idle_end ? "max" : "idle";
-	if (set->deadline_ns <= end) {
+	if (deadline_of(set) <= end) {
 		end = set->deadline_ns;
 		*outcome = "exit";
 	}
@@ -119,26 +134,61 @@ static void drain_set(struct cp_exit_set *set)
 	}
 }
 
+static void at_exit_last(int fd, void *arg)
+{
+	cp_close_at_exit(fd, arg);
+}
+
 static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
 {
 	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN)
 		cp_close_at_exit(fd, arg);
 }
 
+/* one whose holders cannot be known is never acted on, at exit either (refs.h) */
+static bool actionable_connection(const struct cp_sock *s)
+{
+	return s->kind == CP_KIND_TCP_CONN && !s->unknown_holders;
+}
+
+/* A process with no connection it could act on and no drain (a forked child that never used
+ * one, any child under a policy that never acts) writes nothing here and asks nothing of the
+ * kernel: every page it wrote would be copied. */
+static bool has_work(void)
+{
+	if (!cp_fd_ever_held_socket()) /* then no drain was ever started either */
+		return false;
+	return cp_fd_any(actionable_connection) || !cp_drain_untouched();
+}
+
+/* The lines log.rate held back, and the counters file: every process that has them. Asked
+ * first on pages the exit path has read already: a forked child without either touches no
+ * page more (each would be a fault). */
+static void say_goodbye(void)
+{
+	const struct cp_policy *p = cp_cfg.policy;
+	if (p->log.rate != 0)
+		cp_quiet_at_exit();
+	if (cp_fd_ever_held_socket()) /* a counters file is made at the first TCP socket */
+		cp_ctr_at_exit();
+}
+
 void cp_exit_run(void)
 {
-	if (atomic_exchange(&exit_started, 1) || cp_cfg.policy == NULL)
+	if (cp_cfg.policy == NULL)
 		return;
 	int saved = errno;
-	struct cp_exit_set *set = &exit_set;
-	set->n = 0;
-	set->deadline_ns = cp_now_ns() + (uint64_t)cp_cfg.policy->exit_wait_ms * 1000000u;
-	cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
-	drain_set(set);
-	cp_drain_finish_at_exit(set->deadline_ns);
-	cp_quiet_at_exit();
-	cp_ctr_at_exit();
-	errno = saved;
+	if (has_work() && !atomic_exchange(&exit_started, 1)) {
+		struct cp_exit_set *set = &exit_set; /* empty: the exit path runs once per process */
+		if (!cp_refs_release_given(at_exit_last, set))
+			cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
+		drain_set(set);
+		if (!cp_drain_untouched())
+			cp_drain_finish_at_exit(deadline_of(set));
+	}
+	say_goodbye();
+	if (errno != saved) /* errno's page: written only when it must be */
+		errno = saved;
 }
 
 /* Flush a standard stream unless another thread holds it (one blocked reading stdin, say):
@@ -156,7 +206,7 @@ static void flush_unless_busy(FILE *f)
  * first, as exit() was about to. (_exit() does not flush, and neither does its path here.) */
 __attribute__((destructor)) static void cp_exit_destructor(void)
 {
-	if (cp_cfg.policy != NULL && atomic_load(&exit_started) == 0) {
+	if (cp_cfg.policy != NULL && atomic_load(&exit_started) == 0 && has_work()) {
 		flush_unless_busy(stdout);
 		flush_unless_busy(stderr);
 	}

@@ -2,6 +2,7 @@
 #include "shim/fdtable.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "shim/hot.h"
@@ -17,6 +18,37 @@ static _Atomic(entry_t *) top[TOP_SIZE];
 /* The first chunk, where nearly every program's descriptors are, is static: a look-up there
  * touches one page, not the top array's and a heap chunk's (see hot.h for why pages count). */
 static entry_t low[CHUNK_SIZE] CP_HOT_DATA(1);
+
+/* Where entries have ever been: per chunk, one bit per group of 64 numbers, and the highest
+ * chunk. Set before an entry is stored, never cleared; a walk (every fork, exec, exit and
+ * close_range) reads only those groups, not the whole table (the top array alone is 128 pages,
+ * and the shim's own descriptors sit far above the program's). */
+#define GROUP_BITS 6
+#define GROUP_SIZE (1u << GROUP_BITS)
+typedef uint16_t groups_t; /* CHUNK_SIZE / GROUP_SIZE bits */
+static _Atomic groups_t groups[TOP_SIZE]; /* [0] unused: low_groups */
+/* what every process reads at exit, on the page it writes at start (hot.h) */
+static _Atomic groups_t low_groups CP_HOT_DATA(00);
+static atomic_uint hi_chunk CP_HOT_DATA(00);
+static atomic_bool held_socket CP_HOT_DATA(00);
+
+static _Atomic groups_t *groups_of(unsigned chunk)
+{
+	return chunk == 0 ? &low_groups : &groups[chunk];
+}
+
+static void note_use(unsigned fd, bool socket)
+{
+	unsigned hi = fd >> CHUNK_BITS;
+	groups_t bit = (groups_t)(1u << ((fd & (CHUNK_SIZE - 1)) >> GROUP_BITS));
+	if (socket && !atomic_load_explicit(&held_socket, memory_order_relaxed))
+		atomic_store(&held_socket, true);
+	if (!(atomic_load_explicit(groups_of(hi), memory_order_relaxed) & bit))
+		atomic_fetch_or(groups_of(hi), bit);
+	unsigned seen = atomic_load_explicit(&hi_chunk, memory_order_relaxed);
+	while (hi > seen && !atomic_compare_exchange_weak(&hi_chunk, &seen, hi))
+		;
+}
 
 static inline entry_t *slot(int fd, bool create)
 {
@@ -46,10 +78,33 @@ CP_HOT struct cp_sock *cp_fd_get(int fd)
 	return e ? atomic_load_explicit(e, memory_order_acquire) : NULL;
 }
 
+/* Changes of the table, counted. A fork's pass records the count it saw (refs.c); a child reads
+ * both without a fault (inherited pages it only reads). On the page the table's first entries
+ * are on, which a change writes anyway, on a cache line of its own. */
+static _Alignas(64) atomic_uint generation CP_HOT_DATA(00);
+
+static void changed(void)
+{
+	atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+}
+
+void cp_fd_note_change(void)
+{
+	changed();
+}
+
+unsigned cp_fd_generation(void)
+{
+	return atomic_load_explicit(&generation, memory_order_relaxed);
+}
+
 struct cp_sock *cp_fd_take(int fd)
 {
 	entry_t *e = slot(fd, false);
-	return e ? atomic_exchange(e, NULL) : NULL;
+	struct cp_sock *s = e ? atomic_exchange(e, NULL) : NULL;
+	if (s != NULL)
+		changed();
+	return s;
 }
 
 int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
@@ -58,7 +113,11 @@ int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
 	*old = NULL;
 	if (e == NULL)
 		return s == NULL ? 0 : -1;
+	if (s != NULL)
+		note_use((unsigned)fd, s != CP_SOCK_SHIM);
 	*old = atomic_exchange(e, s);
+	if (s != NULL || *old != NULL)
+		changed();
 	return 0;
 }
 
@@ -67,20 +126,51 @@ void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_s
 {
 	if (last >= TOP_SIZE * CHUNK_SIZE)
 		last = TOP_SIZE * CHUNK_SIZE - 1;
-	for (unsigned fd = first; fd <= last;) {
-		entry_t *chunk = fd < CHUNK_SIZE ? low : atomic_load_explicit(&top[fd >> CHUNK_BITS], memory_order_acquire);
-		if (chunk == NULL) {
-			unsigned next = ((fd >> CHUNK_BITS) + 1) << CHUNK_BITS;
-			if (next == 0 || next > last)
-				break;
-			fd = next;
+	unsigned hi = atomic_load(&hi_chunk);
+	for (unsigned c = first >> CHUNK_BITS; c <= hi && c <= last >> CHUNK_BITS; c++) {
+		groups_t mask = atomic_load_explicit(groups_of(c), memory_order_acquire);
+		entry_t *chunk = c == 0 ? low : atomic_load_explicit(&top[c], memory_order_acquire);
+		if (mask == 0 || chunk == NULL)
 			continue;
+		for (unsigned g = 0; g < CHUNK_SIZE / GROUP_SIZE; g++) {
+			if (!(mask & (1u << g)))
+				continue;
+			for (unsigned i = g * GROUP_SIZE; i < (g + 1) * GROUP_SIZE; i++) {
+				unsigned fd = c << CHUNK_BITS | i;
+				if (fd < first)
+					continue;
+				if (fd > last)
+					return;
+				struct cp_sock *s = atomic_load_explicit(&chunk[i], memory_order_acquire);
+				if (s != NULL)
+					fn((int)fd, s, arg);
+			}
 		}
-		struct cp_sock *s = atomic_load_explicit(&chunk[fd & (CHUNK_SIZE - 1)], memory_order_acquire);
-		if (s != NULL)
-			fn((int)fd, s, arg);
-		if (fd == last)
-			break;
-		fd++;
 	}
+}
+
+bool cp_fd_ever_held_socket(void)
+{
+	return atomic_load(&held_socket);
+}
+
+bool cp_fd_any(bool (*pred)(const struct cp_sock *s))
+{
+	unsigned hi = atomic_load(&hi_chunk);
+	for (unsigned c = 0; c <= hi; c++) {
+		groups_t mask = atomic_load_explicit(groups_of(c), memory_order_acquire);
+		entry_t *chunk = c == 0 ? low : atomic_load_explicit(&top[c], memory_order_acquire);
+		if (mask == 0 || chunk == NULL)
+			continue;
+		for (unsigned i = 0; i < CHUNK_SIZE; i++) {
+			if (!(mask & (1u << (i >> GROUP_BITS)))) {
+				i |= GROUP_SIZE - 1;
+				continue;
+			}
+			struct cp_sock *s = atomic_load_explicit(&chunk[i], memory_order_acquire);
+			if (s != NULL && s != CP_SOCK_SHIM && pred(s))
+				return true;
+		}
+	}
+	return false;
 }

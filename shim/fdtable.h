@@ -17,6 +17,18 @@ struct cp_sock *cp_fd_take(int fd);
 /* Store s (may allocate a chunk; returns -1 when it cannot) and return the old entry in *old. */
 int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old);
 
+/* A number that changes with every change of the table (a store or a clear). */
+unsigned cp_fd_generation(void);
+/* Something a fork's list of given sockets cannot show changed (a socket given away over
+ * SCM_RIGHTS, whose count must stay): the list is not used at exit. */
+void cp_fd_note_change(void);
+
+/* A socket of the program's was ever in the table (the shim's own descriptors aside). */
+bool cp_fd_ever_held_socket(void);
+
+/* Whether pred holds for a socket of the program's in the table (stops at the first). */
+bool cp_fd_any(bool (*pred)(const struct cp_sock *s));
+
 /* Call fn for every non-empty entry with first <= fd <= last, in increasing order. */
 void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_sock *s, void *arg),
 		   void *arg);

@@ -9,7 +9,9 @@
 #define CP_HOT __attribute__((hot))
 
 /* The data those calls read (the real functions' addresses, the descriptor table's first
- * chunk) goes in sections the link puts side by side (-Wl,--sort-section=name), in this order. */
+ * chunk) goes in sections the link puts side by side (-Wl,--sort-section=name), in this order.
+ * A forked child that exits with connections writes that first page of entries (it takes them)
+ * and the exit path's once-only flag, placed there too (order 00): one page copied, not two. */
 #define CP_HOT_DATA(order) __attribute__((section(".bss.cp_hot." #order)))
 
 #endif

@@ -5,23 +5,28 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim/counters.h"
 #include "shim/drainer.h"
 #include "shim/events.h"
+#include "shim/hot.h"
 #include "shim/inherit.h"
 #include "shim/log.h"
+#include "shim/once.h"
+#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/refs.h"
 #include "shim/sigdisp.h"
 #include "shim/sock.h"
+#include "shim/yamldl.h"
 
 struct cp_config cp_cfg;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* The name the program was started as (basename of argv[0]): what a user types and sees in ps,
  * and for a symlinked executable (redis-server -> redis-check-rdb) the name that means something.
@@ -115,33 +120,52 @@ static void configure_log(const struct cp_policy *p)
 		cp_event_error(-1, "CLOSEPOLICY_FORMAT must be text or json", 0, "ignored it");
 }
 
-/* The reference count pass first (it holds closes off, and takes no lock), then the locks. */
+/* What a fork writes is kept off the pages it write-protects (perproc.h): every page either
+ * process writes after it is a page fault, in both. So the handlers write nothing they can
+ * avoid: the reference pass writes only the per-process page unless a socket goes to the child;
+ * the drainer is held only when it was ever used (a thread of the parent could be changing its
+ * lists) or another thread exists; the child's pid is asked when it first logs. */
+/* Forks hold the drainer from the first that must (another thread exists, or the drainer was
+ * used) on: set once, never cleared, so that no fork writes it again (a page copied). */
+static bool drainer_held;
+
 static void before_fork(void)
 {
-	cp_refs_fork_prepare();
-	cp_sock_atfork_prepare();
-	cp_drain_atfork_prepare();
+	cp_perproc_arm();
+	cp_real_resolve_for_child();
+	cp_refs_fork_prepare(); /* first: it holds closes off, and takes no lock */
+	if (drainer_held || !cp_single_threaded() || !cp_drain_untouched()) {
+		if (!drainer_held)
+			drainer_held = true;
+		cp_drain_atfork_prepare();
+	}
 }
 
 static void after_fork_parent(void)
 {
-	cp_drain_atfork_parent();
-	cp_sock_atfork_after();
+	if (drainer_held)
+		cp_drain_atfork_parent();
 	cp_refs_fork_parent();
 }
 
+static atomic_int once CP_HOT_DATA(00); /* on the page every process writes at start (hot.h) */
+
 static void after_fork_child(void)
 {
-	cp_log_after_fork();
-	cp_ctr_after_fork();
-	cp_drain_atfork_child();
-	cp_sock_atfork_after();
-	cp_refs_fork_child();
+	cp_refs_fork_child(); /* first: the per-process page, cleared by hand if it is not marked */
+	/* forked while another thread was starting the shim: that thread is not in the child, whose
+	 * first wrapper starts it again (as pthread_once would) */
+	if (atomic_load(&once) != CP_ONCE_DONE)
+		atomic_store(&once, 0);
+	if (drainer_held)
+		cp_drain_atfork_child();
 }
 
 static void init_once(void)
 {
 	int saved = errno;
+	/* first: a fork by another thread while this runs must find the handlers (see the child's) */
+	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	cp_real_bind_early();
 	cp_sigdisp_init(); /* the SIGPIPE handler in front, before anything can be logged */
 	find_program_name();
@@ -186,19 +210,36 @@ static void init_once(void)
 		cp_event_policy_loaded(policy, cp_cfg.dry_run);
 	}
 	free(diag);
+	cp_yaml_unload();
 	cp_refs_init(policy);
 	cp_inherit_adopt();
-	pthread_atfork(before_fork, after_fork_parent, after_fork_child);
 	errno = saved;
+}
+
+void cp_once_run(atomic_int *state, void (*fn)(void))
+{
+	int v = 0;
+	if (atomic_compare_exchange_strong(state, &v, 1)) {
+		fn();
+		if (atomic_exchange(state, CP_ONCE_DONE) == 3) /* 3: someone waits */
+			(void)syscall(SYS_futex, state, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+		return;
+	}
+	while (v != CP_ONCE_DONE) {
+		if (v == 1 && !atomic_compare_exchange_strong(state, &v, 3))
+			continue;
+		(void)syscall(SYS_futex, state, FUTEX_WAIT_PRIVATE, 3, NULL, NULL, 0);
+		v = atomic_load(state);
+	}
 }
 
 void cp_init_ensure(void)
 {
-	pthread_once(&once, init_once);
+	cp_once(&once, init_once);
 }
-
 
 __attribute__((constructor)) static void cp_constructor(void)
 {
-	cp_init_ensure();
+	/* straight to the compare-and-swap: the page's first touch a write, one fault, not two */
+	cp_once_run(&once, init_once);
 }

@@ -14,6 +14,7 @@
 #include "shim/counters.h"
 #include "shim/ownfd.h"
 #include "shim/quiet.h"
+#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/sigpipe.h"
 
@@ -24,7 +25,6 @@ static struct {
 	atomic_int fd; /* file or syslog socket; -1 = stderr */
 	char path[512];
 	char program[128];
-	int pid;
 } cfg = { .target = CP_LOG_STDERR, .level = CP_LEVEL_INFO, .fd = -1 };
 
 /* ---- opening targets ---- */
@@ -68,7 +68,6 @@ int cp_log_configure(enum cp_log_target target, const char *path, enum cp_log_fo
 		cp_ownfd_close(old);
 	cfg.format = format;
 	cfg.level = level;
-	cfg.pid = (int)getpid();
 	cfg.target = CP_LOG_STDERR;
 	int fd = -1;
 	if (target == CP_LOG_FILE && path != NULL && strlen(path) < sizeof cfg.path) {
@@ -109,15 +108,6 @@ int cp_log_fd(void)
 bool cp_log_fd_moved(int from, int to)
 {
 	return atomic_compare_exchange_strong(&cfg.fd, &from, to);
-}
-
-/* bumped in a fork's child: thread ids cached before are the parent's (0 is never current) */
-static atomic_uint fork_gen = 1;
-
-void cp_log_after_fork(void)
-{
-	cfg.pid = (int)getpid();
-	atomic_fetch_add(&fork_gen, 1); /* the thread ids cached before are the parent's */
 }
 
 /* ---- formatting: bounded appends into the line buffer ---- */
@@ -236,16 +226,17 @@ uint64_t cp_log_now_us(void)
 }
 
 /* A thread's id costs a system call: asked once per thread. fork gives the child's thread a new
- * id, so the cache is tied to the fork generation. */
-static __thread unsigned tid_gen;
-static __thread int tid_cached;
+ * id, so the cache is tied to the process (its pid, on the page a child starts with zeroed). */
+static __thread __attribute__((tls_model("initial-exec"))) int tid_pid, tid_cached;
 
 int cp_log_tid(void)
 {
-	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
-	if (tid_gen != gen) {
+	/* cached per thread, for this process: a fork's child asks again (its per-process page
+	 * starts zeroed, so nothing is written at the fork) */
+	int pid = cp_perproc_pid();
+	if (tid_pid != pid) {
 		tid_cached = (int)cp_real_syscall(SYS_gettid);
-		tid_gen = gen;
+		tid_pid = pid;
 	}
 	return tid_cached;
 }
@@ -264,14 +255,14 @@ void cp_log_begin_at(struct cp_log_line *l, enum cp_log_level level, const char 
 		puts_(l, "{\"ts\":");
 		put_ts(l);
 		puts_(l, ",\"pid\":");
-		put_u64(l, (uint64_t)cfg.pid);
+		put_u64(l, (uint64_t)cp_perproc_pid()); /* a child's own, asked at its first line */
 		puts_(l, ",\"tid\":");
 		put_u64(l, (uint64_t)tid);
 		cp_log_str(l, "program", cfg.program);
 		cp_log_str(l, "event", event);
 	} else {
 		puts_(l, "closepolicy[");
-		put_u64(l, (uint64_t)cfg.pid);
+		put_u64(l, (uint64_t)cp_perproc_pid());
 		puts_(l, "]: event=");
 		puts_(l, event);
 	}

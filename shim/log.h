@@ -42,8 +42,6 @@ int cp_log_fd(void);
 /* The log's descriptor moved from `from` to `to` (the program took its number with dup2).
  * False when the log does not hold `from`. */
 bool cp_log_fd_moved(int from, int to);
-/* After fork: the child has a new pid; the syslog/file descriptor is inherited (close-on-exec). */
-void cp_log_after_fork(void);
 
 /* Build a line. begin() starts it with ts, pid, tid, program and event. */
 void cp_log_begin(struct cp_log_line *l, enum cp_log_level level, const char *event);

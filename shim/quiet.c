@@ -77,6 +77,8 @@ static void flush_before(int64_t now)
 void cp_quiet_at_exit(void)
 {
 	for (size_t i = 0; i < N_WINDOWS; i++) {
+		if (__atomic_load_n(&windows[i].dropped, __ATOMIC_RELAXED) == 0)
+			continue; /* nothing written: a forked child's copy of the page stays shared */
 		uint64_t d = __atomic_exchange_n(&windows[i].dropped, 0, __ATOMIC_RELAXED);
 		if (d > 0)
 			write_suppressed(windows[i].kind, d);

@@ -77,6 +77,19 @@ static struct {
  * call their wrapper again. */
 #define syscall cp_real_syscall
 
+/* A child resolving a function for itself runs the dynamic linker's look-up in every page it
+ * touches, copying the slot's page too: the parent resolves, before its first fork, what a
+ * child most often calls before it execs or exits. Once per process. */
+void cp_real_resolve_for_child(void)
+{
+	if (atomic_load_explicit(&slot._exit, memory_order_relaxed) != NULL)
+		return;
+	(void)REAL(close, void *);
+	(void)REAL(dup2, void *);
+	(void)REAL(execve, void *);
+	(void)REAL(_exit, void *); /* last: the sign that all are done */
+}
+
 CP_HOT int cp_real_close(int fd)
 {
 	int (*f)(int) = REAL(close, int (*)(int));
@@ -328,7 +341,7 @@ static const char *const sigfn_names[CP_SIGFN_COUNT] = {
 	[CP_SIGFN_SIGSET] = "sigset",          [CP_SIGFN_SIGIGNORE] = "sigignore",
 	[CP_SIGFN_SIGINTERRUPT] = "siginterrupt",
 };
-static _Atomic(void *) sigfn_slots[CP_SIGFN_COUNT];
+static _Atomic(void *) sigfn_slots[CP_SIGFN_COUNT] CP_HOT_DATA(00); /* resolved at every start */
 
 CP_UNINSTRUMENTED void *cp_real_sigfn(enum cp_sigfn which)
 {

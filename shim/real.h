@@ -26,6 +26,9 @@
 #define CP_UNINSTRUMENTED __attribute__((no_sanitize("thread")))
 #endif
 
+/* Before a fork: what a child calls first (close, dup2, execve, _exit), resolved here. */
+void cp_real_resolve_for_child(void);
+
 int cp_real_close(int fd);
 int cp_real_shutdown(int fd, int how);
 int cp_real_socket(int domain, int type, int protocol);

@@ -13,6 +13,7 @@
 
 #include "shim/config.h"
 #include "shim/fdtable.h"
+#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/shtable.h"
 #include "shim/sockinfo.h"
@@ -20,17 +21,23 @@
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
 static bool tracking = true;
-static bool policy_can_act;
 
 /* ---- the gate ---- */
 
-static atomic_uint readers;   /* threads between enter and leave */
-static atomic_int held_off;   /* 1 while a fork/exec/spawn counts (futex word) */
-static atomic_uint epoch;
+/* Its shared state is on the per-process page (perproc.h): a fork writes it in the parent
+ * without a page fault, and the child starts with it open and empty. */
+#define G cp_perproc
 static TLS unsigned depth;    /* nesting in this thread (a signal handler inside a close) */
-static TLS bool exclusive;    /* this thread holds the gate closed */
-static TLS bool in_fork_wrapper, fork_counted;
-static TLS unsigned fork_epoch;
+static TLS bool counted_in;   /* this thread's outermost enter is one of G.readers */
+/* Passes that mark sockets (ref_epoch). Not on the per-process page: a forked child inherits
+ * marked objects, and its own passes must never reuse their numbers. */
+static atomic_uint epoch;
+
+/* This thread, as the gate knows it: the address of its own TLS (no system call). */
+static void *self(void)
+{
+	return (void *)&depth;
+}
 
 static void futex_wait(atomic_int *w, int val)
 {
@@ -44,44 +51,72 @@ static void futex_wake_all(atomic_int *w)
 
 void cp_refs_gate_enter(void)
 {
-	if (depth++ > 0 || exclusive)
+	if (depth++ > 0)
 		return;
+	/* Alone, this thread cannot be racing a fork: only a fork from its own signal handler could
+	 * come, and that one knows it interrupted this thread (depth) */
+	if (cp_single_threaded()) {
+		counted_in = false;
+		return;
+	}
 	for (;;) {
-		atomic_fetch_add(&readers, 1);
-		if (atomic_load(&held_off) == 0)
+		atomic_fetch_add(&G.readers, 1);
+		if (atomic_load(&G.held_off) == 0) {
+			counted_in = true;
 			return;
-		atomic_fetch_sub(&readers, 1);
-		futex_wait(&held_off, 1);
+		}
+		atomic_fetch_sub(&G.readers, 1);
+		if (atomic_load(&G.holder) == self()) { /* its own pass (a close inside a hand-over) */
+			counted_in = false;
+			return;
+		}
+		int v = 1; /* say there is a waiter, then sleep while it is held */
+		if (atomic_compare_exchange_strong(&G.held_off, &v, 2) || v == 2)
+			futex_wait(&G.held_off, 2);
 	}
 }
 
 void cp_refs_gate_leave(void)
 {
-	if (--depth > 0 || exclusive)
+	if (--depth > 0 || !counted_in)
 		return;
-	atomic_fetch_sub(&readers, 1);
+	atomic_fetch_sub(&G.readers, 1);
+}
+
+static unsigned new_epoch(void)
+{
+	return atomic_fetch_add(&epoch, 1) + 1;
+}
+
+static void hold(void)
+{
+	int v = 0;
+	if (!atomic_compare_exchange_strong(&G.held_off, &v, 1)) { /* another pass is counting */
+		if (v != 2)
+			v = atomic_exchange(&G.held_off, 2);
+		while (v != 0) {
+			futex_wait(&G.held_off, 2);
+			v = atomic_exchange(&G.held_off, 2);
+		}
+	}
+	/* a fork from a signal handler that interrupted this thread inside the gate: itself */
+	unsigned mine = depth > 0 && counted_in ? 1 : 0;
+	while (atomic_load(&G.readers) != mine)
+		sched_yield(); /* readers never block inside: a few microseconds at most */
+	atomic_store(&G.holder, self());
 }
 
 unsigned cp_refs_hold_off(void)
 {
-	int open = 0;
-	while (!atomic_compare_exchange_strong(&held_off, &open, 1)) { /* another fork is counting */
-		futex_wait(&held_off, 1);
-		open = 0;
-	}
-	/* a fork from a signal handler that interrupted this thread inside the gate: itself */
-	unsigned mine = depth > 0 ? 1 : 0;
-	while (atomic_load(&readers) != mine)
-		sched_yield(); /* readers never block inside: a few microseconds at most */
-	exclusive = true;
-	return atomic_fetch_add(&epoch, 1) + 1;
+	hold();
+	return new_epoch();
 }
 
 void cp_refs_resume(void)
 {
-	exclusive = false;
-	atomic_store(&held_off, 0);
-	futex_wake_all(&held_off);
+	atomic_store(&G.holder, NULL);
+	if (atomic_exchange(&G.held_off, 0) == 2) /* a system call only when someone waits */
+		futex_wake_all(&G.held_off);
 }
 
 /* ---- counting ---- */
@@ -90,14 +125,10 @@ void cp_refs_init(const struct cp_policy *p)
 {
 	const char *off = secure_getenv("CLOSEPOLICY_TEST_NO_SHARED_REFS");
 	tracking = !(off != NULL && strcmp(off, "1") == 0);
-	for (size_t i = 0; i < p->n_rules; i++)
-		if (p->rules[i].action != CP_ACTION_PASSTHROUGH || p->rules[i].on_exit != CP_ACTION_PASSTHROUGH)
-			policy_can_act = true;
-}
-
-void cp_refs_policy_can_act(void)
-{
-	__atomic_store_n(&policy_can_act, true, __ATOMIC_RELAXED);
+	/* Counted under every policy, one that never acts too: the count is what tells a close that
+	 * another process still holds the socket, so that the kernel sends no RST and the close
+	 * logs no risk (without it, a forking server's every close in the parent warned of one). */
+	(void)p;
 }
 
 bool cp_refs_tracking(void)
@@ -130,8 +161,12 @@ enum cp_last cp_refs_release(struct cp_sock *s)
 
 enum cp_last cp_refs_release_at_exit(struct cp_sock *s)
 {
-	/* every descriptor of s gives the same answer: the first one decides */
-	if (atomic_exchange(&s->exit_released, true))
+	/* every descriptor of s gives the same answer: the first one decides. A socket with one
+	 * descriptor, which the caller took, in a process with one thread: no other release can
+	 * come, and the object is not written (a forked child that exits would copy each page of
+	 * them) */
+	bool alone = cp_single_threaded() && atomic_load(&s->refs) <= 1;
+	if (!alone && atomic_exchange(&s->exit_released, true))
 		return CP_NOT_LAST;
 	cp_refs_gate_enter();
 	enum cp_last last = last_in_process(s);
@@ -143,10 +178,6 @@ bool cp_refs_share(struct cp_sock *s, int fd)
 {
 	if (s->unknown_holders)
 		return false;
-	if (!policy_can_act) { /* nothing will ever act: counting would be wasted */
-		s->unknown_holders = true;
-		return false;
-	}
 	if (s->shared) {
 		cp_sht_add(s->slot, 1);
 		return true;
@@ -165,22 +196,88 @@ bool cp_refs_share(struct cp_sock *s, int fd)
 }
 
 /* Once per socket in a pass: a socket with one descriptor is seen once anyway; only the others
- * are stamped. Writing to every object would cost a page fault per page of objects at every
- * fork (the parent's pages are write-protected by the previous fork). */
-static bool first_sight(struct cp_sock *s, unsigned e)
+ * are stamped, with a number the pass takes when it meets the first of them. Writing to every
+ * object, or to the counter, would cost a page fault per page at every fork (the parent's pages
+ * are write-protected by the previous fork). */
+static bool first_sight(struct cp_sock *s, unsigned *e)
 {
 	if (atomic_load_explicit(&s->refs, memory_order_relaxed) <= 1)
 		return true;
-	if (s->ref_epoch == e)
+	if (*e == 0)
+		*e = new_epoch();
+	if (s->ref_epoch == *e)
 		return false;
-	s->ref_epoch = e;
+	s->ref_epoch = *e;
 	return true;
 }
+
+/* The sockets the last fork pass counted, as (descriptor, slot). A child that has not changed
+ * its descriptor table since (the table's generation is the one the pass saw) holds exactly
+ * these: at its exit it releases them from
+ * this list, without reading 200 objects (a cache miss each, on the other CPU) or taking their
+ * entries (a page copied). Written only when a fork gives sockets away. */
+#define GIVEN_MAX 1024
+static struct given {
+	int fd, slot;
+} given[GIVEN_MAX];
+static unsigned n_given;
+static bool given_overflow;
+static unsigned given_generation; /* the table as the pass saw it (fdtable.h) */
+
+static void note_given(int fd, int slot)
+{
+	if (n_given < GIVEN_MAX)
+		given[n_given++] = (struct given){ fd, slot };
+	else
+		given_overflow = true;
+}
+
+bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg)
+{
+	if (!tracking || given_overflow)
+		return false;
+	/* With other threads (a library's, or the program's started since), their closes and new
+	 * descriptors wait at the gate while the table is compared and the list used, and each
+	 * entry released is taken: a later close of that number by them is a plain one. Alone,
+	 * nothing can come between. */
+	bool alone = cp_single_threaded();
+	if (!alone)
+		hold();
+	if (cp_fd_generation() != given_generation) {
+		if (!alone)
+			cp_refs_resume();
+		return false;
+	}
+	unsigned n_last = 0;
+	for (unsigned i = 0; i < n_given; i++) {
+		struct cp_sock *s = alone ? NULL : cp_fd_take(given[i].fd), *old;
+		if (!alone && s == NULL)
+			continue; /* (the table is as the pass saw it: not reached) */
+		if (cp_sht_release_if_held(given[i].slot))
+			continue;
+		if (s != NULL) /* perhaps its last holder: released the ordinary way, which takes it */
+			cp_fd_put(given[i].fd, s, &old);
+		if (n_last != i) /* (written only then: a page copied otherwise) */
+			given[n_last] = given[i];
+		n_last++;
+	}
+	if (!alone)
+		cp_refs_resume();
+	for (unsigned i = 0; i < n_last; i++) /* outside the gate: the ordinary way may drain */
+		last(given[i].fd, arg);
+	return true;
+}
+
+struct pass {
+	unsigned epoch; /* first_sight's mark, 0 until the pass needs one */
+	bool note;      /* rebuild the list of what is given */
+};
 
 /* One socket (seen through descriptor fd) goes to the child as well. */
 static void count_for_child(int fd, struct cp_sock *s, void *arg)
 {
-	if (s == CP_SOCK_SHIM || !first_sight(s, *(unsigned *)arg))
+	struct pass *p = arg;
+	if (s == CP_SOCK_SHIM || !first_sight(s, &p->epoch))
 		return;
 	if (s->kind == CP_KIND_TCP) {
 		/* not connected yet: whichever process connects it, the other may hold it */
@@ -188,8 +285,8 @@ static void count_for_child(int fd, struct cp_sock *s, void *arg)
 			s->unknown_holders = true;
 		return;
 	}
-	if (s->kind == CP_KIND_TCP_CONN)
-		(void)cp_refs_share(s, fd);
+	if (s->kind == CP_KIND_TCP_CONN && cp_refs_share(s, fd) && p->note)
+		note_given(fd, s->slot);
 }
 
 /* The fork failed: take back what count_for_child added (the gate was held all along, so the
@@ -197,7 +294,7 @@ static void count_for_child(int fd, struct cp_sock *s, void *arg)
 static void uncount(int fd, struct cp_sock *s, void *arg)
 {
 	(void)fd;
-	if (s == CP_SOCK_SHIM || !first_sight(s, *(unsigned *)arg))
+	if (s == CP_SOCK_SHIM || !first_sight(s, arg))
 		return;
 	if (s->kind == CP_KIND_TCP_CONN && s->shared && !s->unknown_holders)
 		cp_sht_add(s->slot, -1);
@@ -207,9 +304,22 @@ void cp_refs_fork_prepare(void)
 {
 	if (!tracking)
 		return;
-	fork_epoch = cp_refs_hold_off();
-	fork_counted = true;
-	cp_fd_foreach(0, ~0U, count_for_child, &fork_epoch);
+	hold();
+	/* The list is rebuilt only when the table changed since the last pass: the same table gives
+	 * the same list, and a list written at every fork is a page copied at every fork. */
+	struct pass p = { .epoch = 0, .note = cp_fd_generation() != given_generation || given_overflow };
+	if (!p.note) {
+		/* the table as the list's pass saw it: the list is what this pass would give (every
+		 * connection counted then is shared; the others were marked unknown, and stay so) */
+		for (unsigned i = 0; i < n_given; i++)
+			cp_sht_add(given[i].slot, 1);
+		return;
+	}
+	n_given = 0;
+	given_overflow = false;
+	cp_fd_foreach(0, ~0U, count_for_child, &p);
+	/* after the pass: the first one makes the table's descriptor, a change too */
+	given_generation = cp_fd_generation();
 }
 
 void cp_refs_fork_parent(void)
@@ -217,38 +327,37 @@ void cp_refs_fork_parent(void)
 	/* The fork wrapper sees whether fork failed and undoes the counts first; a glibc-internal
 	 * fork (daemon()) cannot be seen failing: its counts stay, and those sockets are then never
 	 * acted on (the safe side). */
-	if (fork_counted && !in_fork_wrapper) {
-		fork_counted = false;
+	if (atomic_load(&G.holder) == self() && atomic_load(&G.fork_caller) != self())
 		cp_refs_resume();
-	}
 }
 
 void cp_refs_fork_child(void)
 {
-	/* the child is single-threaded: no one else is inside the gate */
-	if (!fork_counted)
-		return;
-	fork_counted = false;
-	exclusive = false;
-	atomic_store(&readers, depth > 0 ? 1 : 0);
-	atomic_store(&held_off, 0);
+	/* the child is single-threaded, and its gate open (a fresh page): nothing to do unless it
+	 * was forked from a signal handler that interrupted a close, which is inside */
+	cp_perproc_child();
+	if (depth > 0 && counted_in)
+		atomic_store(&G.readers, 1);
 }
 
 pid_t cp_fork(void)
 {
 	cp_init_ensure(); /* the atfork handlers are registered there */
-	in_fork_wrapper = true;
+	void *me = self(), *expected = me;
+	atomic_store(&G.fork_caller, me);
 	pid_t pid = cp_real_fork();
-	in_fork_wrapper = false;
-	if (pid != 0 && fork_counted) {
+	if (pid == 0)
+		return 0;
+	atomic_compare_exchange_strong(&G.fork_caller, &expected, NULL);
+	if (atomic_load(&G.holder) == me) { /* this fork's pass counted: undo it if it failed */
 		int saved = errno;
-		fork_counted = false;
 		if (pid < 0) {
-			unsigned e = atomic_fetch_add(&epoch, 1) + 1;
+			unsigned e = 0;
 			cp_fd_foreach(0, ~0U, uncount, &e);
 		}
 		cp_refs_resume();
-		errno = saved;
+		if (errno != saved) /* errno is on a page of the thread's that fork write-protected */
+			errno = saved;
 	}
 	return pid;
 }

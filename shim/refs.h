@@ -31,13 +31,11 @@ enum cp_last {
 	CP_LAST,           /* the last descriptor in every process: the policy acts now */
 };
 
-/* At start-up: whether any rule can act (if none can, nothing is counted), and the test-only
- * switch CLOSEPOLICY_TEST_NO_SHARED_REFS=1 (no cross-process counting at all: every process
- * acts at its own last close, as a naive shim would; for the tests that prove the tracking). */
+/* At start-up: the test-only switch CLOSEPOLICY_TEST_NO_SHARED_REFS=1 (no cross-process counting
+ * at all: every process acts at its own last close, as a naive shim would; for the tests that
+ * prove the tracking). Sockets are counted under every policy, so a reload needs nothing here. */
 void cp_refs_init(const struct cp_policy *p);
 bool cp_refs_tracking(void);
-/* A reloaded policy has a rule that acts: count from now on. */
-void cp_refs_policy_can_act(void);
 
 /* Around taking a table entry and releasing it, or storing a new one. Reentrant. */
 void cp_refs_gate_enter(void);
@@ -53,6 +51,12 @@ enum cp_last cp_refs_release(struct cp_sock *s);
  * process, so on_exit applies). Lock-free, no allocation (the gate is entered: it only ever
  * waits for a fork in progress). */
 enum cp_last cp_refs_release_at_exit(struct cp_sock *s);
+
+/* At exit, in a process whose descriptor table is as the fork that made it left it: release
+ * each socket that fork counted for it, straight from the fork's list; where this process may
+ * be the last holder, last(fd, arg) releases it the ordinary way. False (nothing done) when
+ * that does not apply: the caller walks the table. */
+bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg);
 
 /* Exclusive use by fork/exec/spawn: returns a fresh epoch for marking sockets (ref_epoch). */
 unsigned cp_refs_hold_off(void);

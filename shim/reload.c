@@ -19,13 +19,14 @@
 #include "shim/counters.h"
 #include "shim/events.h"
 #include "shim/log.h"
+#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/refs.h"
 
-static int started;            /* the thread exists (or is being started) */
-static int stop;               /* the main thread is leaving: the thread leaves */
-static struct cp_ctr_file *file;
-static pthread_t thread;
+/* On the per-process page (perproc.h), which a forked child gets zeroed: it has no such thread.
+ * started: the thread exists (or is being started); stop: the main thread is leaving, the
+ * thread leaves; file: the counters file it answers in. */
+#define PP (cp_perproc)
 
 static void futex_wake(uint32_t *word)
 {
@@ -36,14 +37,6 @@ static void futex_wake(uint32_t *word)
 static void futex_wait(uint32_t *word, uint32_t val)
 {
 	(void)cp_real_syscall(SYS_futex, word, FUTEX_WAIT, val, NULL, NULL, 0);
-}
-
-static bool can_act(const struct cp_policy *p)
-{
-	for (size_t i = 0; i < p->n_rules; i++)
-		if (p->rules[i].action != CP_ACTION_PASSTHROUGH || p->rules[i].on_exit != CP_ACTION_PASSTHROUGH)
-			return true;
-	return false;
 }
 
 static bool looks_at_addresses(const struct cp_policy *p)
@@ -63,8 +56,6 @@ static void swap_in(struct cp_policy *p, struct cp_matcher *m)
 	cp_matcher_init(m, p, cp_cfg.program);
 	if (looks_at_addresses(p)) /* never turned off: a socket accepted meanwhile needs them */
 		cp_cfg.match_needs_addresses = true;
-	if (can_act(p))
-		cp_refs_policy_can_act();
 	bool dry = p->dry_run;
 	const char *env = secure_getenv("CLOSEPOLICY_DRY_RUN");
 	if (env != NULL && *env != '\0')
@@ -116,7 +107,7 @@ static bool take(const char *req, char *why, size_t size)
 	}
 	free(diag);
 	swap_in(p, m);
-	log_reloaded(p, __atomic_load_n(&file->generation, __ATOMIC_ACQUIRE));
+	log_reloaded(p, __atomic_load_n(&PP.reload_file->generation, __ATOMIC_ACQUIRE));
 	return true;
 }
 
@@ -139,7 +130,7 @@ static void *serve(void *arg)
 	prctl(PR_SET_NAME, "closepolicy", 0, 0, 0);
 	for (;;) {
 		uint32_t seq = __atomic_load_n(&f->req_seq, __ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&stop, __ATOMIC_ACQUIRE))
+		if (__atomic_load_n(&PP.reload_stop, __ATOMIC_ACQUIRE))
 			return NULL;
 		if (seq != __atomic_load_n(&f->done_seq, __ATOMIC_ACQUIRE))
 			answer(f, seq);
@@ -150,17 +141,38 @@ static void *serve(void *arg)
 
 bool cp_reload_thread_started(void)
 {
-	return __atomic_load_n(&started, __ATOMIC_ACQUIRE) != 0;
+	return __atomic_load_n(&PP.reload_started, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* When the thread starts: CLOSEPOLICY_RELOAD=1 at the first TCP socket, =0 never; by default
+ * once the process has a thread besides its first (its own, or the drainer). A second thread
+ * makes the C library take its multi-threaded paths on every cancellable call and at every fork
+ * (about 5% on a loopback send here, and a few page faults a fork): a single-threaded program
+ * pays that only when asked to. Read once (secure_getenv walks the environment). */
+enum reload_mode { MODE_UNREAD, MODE_NEVER, MODE_FIRST_SOCKET, MODE_WHEN_THREADED };
+static int mode;
+
+static int reload_mode(void)
+{
+	if (mode == MODE_UNREAD) {
+		const char *v = secure_getenv("CLOSEPOLICY_RELOAD");
+		mode = v != NULL && strcmp(v, "0") == 0   ? MODE_NEVER
+		       : v != NULL && strcmp(v, "1") == 0 ? MODE_FIRST_SOCKET
+							  : MODE_WHEN_THREADED;
+	}
+	return mode;
 }
 
 void cp_reload_thread_start(struct cp_ctr_file *f)
 {
-	if (__atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
+	if (__atomic_load_n(&PP.reload_started, __ATOMIC_ACQUIRE))
 		return;
-	const char *off = secure_getenv("CLOSEPOLICY_RELOAD");
-	if (off != NULL && strcmp(off, "0") == 0) /* no thread: no reload (see README) */
+	int m = reload_mode();
+	if (m == MODE_WHEN_THREADED && cp_single_threaded())
+		return; /* not yet: asked again at the next connection and when the drainer starts */
+	if (__atomic_exchange_n(&PP.reload_started, 1, __ATOMIC_ACQ_REL) || m == MODE_NEVER)
 		return;
-	file = f;
+	PP.reload_file = f;
 	/* requests written before this process existed are not ours */
 	__atomic_store_n(&f->done_seq, __atomic_load_n(&f->req_seq, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
 	sigset_t all, old;
@@ -176,17 +188,10 @@ void cp_reload_thread_start(struct cp_ctr_file *f)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err == 0)
-		thread = t;
+		PP.reload_thread = t;
 	if (err != 0) /* tried once: a retry at every connection would flood the log */
 		cp_event_error(-1, "cannot start the thread that answers closepolicy reload", err,
 			       "this process cannot be reloaded; its counters are kept");
-}
-
-void cp_reload_after_fork(void)
-{
-	started = 0;
-	stop = 0;
-	file = NULL;
 }
 
 static nlink_t tasks(void)
@@ -197,14 +202,14 @@ static nlink_t tasks(void)
 
 void cp_reload_main_leaving(void)
 {
-	if (getpid() != (pid_t)cp_real_syscall(SYS_gettid) || !__atomic_load_n(&started, __ATOMIC_ACQUIRE) ||
-	    file == NULL || __atomic_exchange_n(&stop, 1, __ATOMIC_ACQ_REL))
+	if (getpid() != (pid_t)cp_real_syscall(SYS_gettid) || !__atomic_load_n(&PP.reload_started, __ATOMIC_ACQUIRE) ||
+	    PP.reload_file == NULL || __atomic_exchange_n(&PP.reload_stop, 1, __ATOMIC_ACQ_REL))
 		return;
 	int saved = errno;
 	nlink_t before = tasks();
-	__atomic_fetch_add(&file->req_seq, 1, __ATOMIC_ACQ_REL); /* no request: a wake that cannot be missed */
-	futex_wake(&file->req_seq);
-	pthread_join(thread, NULL);
+	__atomic_fetch_add(&PP.reload_file->req_seq, 1, __ATOMIC_ACQ_REL); /* no request: a wake that cannot be missed */
+	futex_wake(&PP.reload_file->req_seq);
+	pthread_join(PP.reload_thread, NULL);
 	/* join returns when the thread's stack is free; the kernel lists it a moment longer, and a
 	 * raw exit of the program's only thread asks how many there are */
 	for (int i = 0; i < 1000 && tasks() >= before && before > 0; i++)

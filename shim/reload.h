@@ -14,8 +14,8 @@
 /* Start the thread that answers reload requests written into f (once per process). */
 void cp_reload_thread_start(struct cp_ctr_file *f);
 bool cp_reload_thread_started(void);
-/* fork: the thread is not in the child; its own starts with its own counters file. */
-void cp_reload_after_fork(void);
+/* fork: the thread is not in the child, whose state (on the per-process page) starts zeroed; its
+ * own starts with its own counters file. */
 /* pthread_exit(): when main() leaves that way, the process must end with the program's last
  * thread, so the shim's thread leaves too. */
 __attribute__((noreturn)) void cp_reload_pthread_exit(void *ret);

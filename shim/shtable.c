@@ -13,7 +13,7 @@
 #include "shim/ownfd.h"
 #include "shim/real.h"
 
-#define MAGIC 0x636c7072u /* "clpr" */
+#define MAGIC 0x636c7033u /* "clp3": cookies and counts apart, slots taken lowest first */
 #define HOLDERS 8
 #define EMPTY 0u               /* SO_COOKIE is never 0 */
 #define FREED UINT64_MAX       /* a slot whose socket nobody holds any more: reusable */
@@ -28,25 +28,28 @@ struct header {
 	uint32_t magic, slots;
 	atomic_uint next_holder;
 	struct holder holders[HOLDERS];
+	/* Slots are taken lowest first, not by hash: the sockets a fork gives away sit side by side,
+	 * so a child that releases them at exit touches a page or two of the table, not one page per
+	 * socket. `hint`: no free slot below it (a hint: a claim is a compare-and-swap on the slot);
+	 * `high`: no slot at or above it was ever taken (where a search by cookie ends). */
+	atomic_uint hint, high;
 };
 
-struct slot {
-	_Atomic uint64_t cookie;
-	atomic_int count;
-	int pad;
-};
-
+/* Cookies and counts in two arrays: a fork and a child's exit touch only the counts, sixteen to
+ * a cache line (each line is handed between the processes' CPUs), not four. */
 #define HEADER_SIZE 4096
-#define MAP_SIZE (HEADER_SIZE + (size_t)CP_SHT_SLOTS * sizeof(struct slot))
+#define COOKIES_SIZE ((size_t)CP_SHT_SLOTS * sizeof(uint64_t))
+#define MAP_SIZE (HEADER_SIZE + COOKIES_SIZE + (size_t)CP_SHT_SLOTS * sizeof(int))
 
 static struct header *hdr;
-static struct slot *slots;
-static int table_fd = -1;
+static _Atomic uint64_t *cookies; /* NULL: no table */
+static atomic_int *counts;
+static atomic_int table_fd = -1;
 static uint64_t table_ino, table_dev;
 
 bool cp_sht_present(void)
 {
-	return slots != NULL;
+	return cookies != NULL;
 }
 
 static void register_holder(void)
@@ -71,7 +74,8 @@ static int map_fd(int fd)
 	else
 		fd = high;
 	hdr = m;
-	slots = (struct slot *)(void *)((char *)m + HEADER_SIZE);
+	cookies = (_Atomic uint64_t *)(void *)((char *)m + HEADER_SIZE);
+	counts = (atomic_int *)(void *)((char *)m + HEADER_SIZE + COOKIES_SIZE);
 	table_fd = fd;
 	table_ino = (uint64_t)st.st_ino;
 	table_dev = (uint64_t)st.st_dev;
@@ -80,7 +84,7 @@ static int map_fd(int fd)
 
 int cp_sht_ensure(void)
 {
-	if (slots != NULL)
+	if (cookies != NULL)
 		return 0;
 	int fd = memfd_create("closepolicy-refs", MFD_CLOEXEC);
 	if (fd < 0)
@@ -97,24 +101,43 @@ int cp_sht_ensure(void)
 	return 0;
 }
 
-static unsigned home(uint64_t cookie)
+static void lower_hint(unsigned i)
 {
-	return (unsigned)((cookie * 0x9e3779b97f4a7c15ull) >> 48) & (CP_SHT_SLOTS - 1);
+	unsigned h = atomic_load(&hdr->hint);
+	while (i < h && !atomic_compare_exchange_weak(&hdr->hint, &h, i))
+		;
+}
+
+bool cp_sht_fd_moved(int from, int to)
+{
+	if (!atomic_compare_exchange_strong(&table_fd, &from, to))
+		return false;
+	int pid = (int)getpid(); /* what exec'd images are told: this process, the new number */
+	for (unsigned i = 0; i < HOLDERS; i++)
+		if (atomic_load(&hdr->holders[i].pid) == pid && atomic_load(&hdr->holders[i].fd) == from)
+			atomic_store(&hdr->holders[i].fd, to);
+	return true;
 }
 
 int cp_sht_insert(uint64_t cookie, int count)
 {
-	if (slots == NULL || cookie == EMPTY || cookie == FREED)
+	if (cookies == NULL || cookie == EMPTY || cookie == FREED)
 		return -1;
-	unsigned i = home(cookie);
+	unsigned i = atomic_load(&hdr->hint) & (CP_SHT_SLOTS - 1);
 	for (unsigned n = 0; n < CP_SHT_SLOTS; n++, i = (i + 1) & (CP_SHT_SLOTS - 1)) {
-		uint64_t k = atomic_load(&slots[i].cookie);
+		uint64_t k = atomic_load(&cookies[i]);
 		if (k != EMPTY && k != FREED)
 			continue;
 		/* claim, then count: a slot is only looked up by holders of its socket, and the caller
 		 * is its only one so far (the count of a slot another process won is never written) */
-		if (atomic_compare_exchange_strong(&slots[i].cookie, &k, cookie)) {
-			atomic_store(&slots[i].count, count);
+		if (atomic_compare_exchange_strong(&cookies[i], &k, cookie)) {
+			atomic_store(&counts[i], count);
+			unsigned h = atomic_load(&hdr->hint);
+			while (h <= i && !atomic_compare_exchange_weak(&hdr->hint, &h, i + 1))
+				;
+			unsigned top = atomic_load(&hdr->high);
+			while (top <= i && !atomic_compare_exchange_weak(&hdr->high, &top, i + 1))
+				;
 			return (int)i;
 		}
 	}
@@ -123,26 +146,34 @@ int cp_sht_insert(uint64_t cookie, int count)
 
 int cp_sht_add(int slot, int delta)
 {
-	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
+	if (cookies == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
 		return 0;
-	int now = atomic_fetch_add(&slots[slot].count, delta) + delta;
-	if (now <= 0)
-		atomic_store(&slots[slot].cookie, FREED);
+	int now = atomic_fetch_add(&counts[slot], delta) + delta;
+	if (now <= 0) {
+		atomic_store(&cookies[slot], FREED);
+		lower_hint((unsigned)slot);
+	}
 	return now;
+}
+
+bool cp_sht_release_if_held(int slot)
+{
+	if (cookies == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
+		return false;
+	int c = atomic_load(&counts[slot]);
+	while (c > 1 && !atomic_compare_exchange_weak(&counts[slot], &c, c - 1))
+		;
+	return c > 1;
 }
 
 int cp_sht_find(uint64_t cookie)
 {
-	if (slots == NULL || cookie == EMPTY || cookie == FREED)
+	if (cookies == NULL || cookie == EMPTY || cookie == FREED)
 		return -1;
-	unsigned i = home(cookie);
-	for (unsigned n = 0; n < CP_SHT_SLOTS; n++, i = (i + 1) & (CP_SHT_SLOTS - 1)) {
-		uint64_t k = atomic_load(&slots[i].cookie);
-		if (k == cookie)
+	unsigned high = atomic_load(&hdr->high);
+	for (unsigned i = 0; i < high && i < CP_SHT_SLOTS; i++)
+		if (atomic_load(&cookies[i]) == cookie)
 			return (int)i;
-		if (k == EMPTY)
-			return -1;
-	}
 	return -1;
 }
 
@@ -184,7 +215,7 @@ static size_t put_holder(char *buf, size_t size, size_t at, int pid, int fd)
 
 size_t cp_sht_describe(char *buf, size_t size, bool self_alive)
 {
-	if (slots == NULL || size == 0)
+	if (cookies == NULL || size == 0)
 		return 0;
 	size_t at = put_u64(buf, size, 0, table_ino);
 	at = put_char(buf, size, at, ':');
@@ -201,7 +232,7 @@ size_t cp_sht_describe(char *buf, size_t size, bool self_alive)
 
 int cp_sht_attach(const char *desc)
 {
-	if (slots != NULL)
+	if (cookies != NULL)
 		return 0;
 	char *end;
 	uint64_t ino = strtoull(desc, &end, 10), dev;
@@ -230,7 +261,8 @@ int cp_sht_attach(const char *desc)
 			if (hdr->magic != MAGIC || hdr->slots != CP_SHT_SLOTS) {
 				munmap(hdr, MAP_SIZE);
 				hdr = NULL;
-				slots = NULL;
+				cookies = NULL;
+				counts = NULL;
 				cp_ownfd_close(table_fd);
 				table_fd = -1;
 				return -1;

@@ -1,7 +1,8 @@
 /* closepolicy — the cross-process reference table: for each socket held by more than one process
  * of a process tree, how many of those processes hold it (at least one descriptor each).
  *
- * A fixed array of (SO_COOKIE, count) slots with open addressing, in a MAP_SHARED memfd mapping:
+ * A fixed array of (SO_COOKIE, count) slots, taken lowest free first (sockets counted together
+ * sit together), in a MAP_SHARED memfd mapping:
  * created by the first fork/spawn that has a connected socket to count (programs that never
  * fork pay nothing), inherited by fork, and found again after exec through /proc/PID/fd/N of a
  * process that still holds it (named in the exec'd image's environment; the inode is checked).
@@ -18,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CP_SHT_SLOTS 65536 /* 1 MiB of slots; tmpfs pages are only allocated when touched */
+#define CP_SHT_SLOTS 65536 /* 768 KiB of slots; tmpfs pages are only allocated when touched */
 
 /* The table exists in this process (created, inherited by fork, or attached after exec). */
 bool cp_sht_present(void);
@@ -30,6 +31,12 @@ int cp_sht_insert(uint64_t cookie, int count);
 /* Add delta to a slot; returns the new count. A slot that reaches 0 is freed (its socket is
  * held by nobody: its cookie, unique per boot, never comes back). */
 int cp_sht_add(int slot, int delta);
+/* The program took the table's number with dup2: the table's descriptor is now `to`. False
+ * when `from` is not the table's. */
+bool cp_sht_fd_moved(int from, int to);
+/* Take one from a slot only if another holder remains after (true); false leaves it as it was
+ * (the caller may be its last holder, and releases it the ordinary way). */
+bool cp_sht_release_if_held(int slot);
 /* The slot holding cookie, or -1. */
 int cp_sht_find(uint64_t cookie);
 

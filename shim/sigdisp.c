@@ -6,11 +6,14 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "shim/hot.h"
+#include "shim/once.h"
+#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/sigpipe.h"
 
 /* The record is a sequence lock: `seq` is odd while `words` is being changed. Writers hold
- * `lock` with every signal blocked in their thread (so no handler of theirs can spin on an odd
+ * the writers' lock (WLOCK, below) with every signal blocked in their thread (so no handler of theirs can spin on an odd
  * `seq`); readers, handlers included, copy and retry until `seq` is even and unchanged. The copy
  * readers take is made of relaxed atomic words: a plain copy racing with the writer is a data
  * race in C (and ThreadSanitizer says so), even when the sequence check throws it away. */
@@ -19,29 +22,39 @@ static struct {
 	atomic_uint seq;
 	_Atomic unsigned long words[ACT_WORDS]; /* `act`, for readers */
 	struct sigaction act; /* the program's action, exactly as sigaction() would read it back;
-			       * the writers' own copy, read and written under `lock` */
-	atomic_flag lock;
+			       * the writers' own copy, read and written under the lock */
 	bool interrupt;       /* siginterrupt(SIGPIPE, 1): signal() installs without SA_RESTART */
 	bool learned;         /* added_flags and restorer are known */
 	int added_flags;      /* what the C library adds to every action (x86: SA_RESTORER) */
 	void (*restorer)(void);
-} prog = { .lock = ATOMIC_FLAG_INIT };
+} prog CP_HOT_DATA(00); /* on the page every process writes at start */
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static sigset_t fork_mask; /* the forking thread's mask, kept while it holds the lock */
+static atomic_int once CP_HOT_DATA(00);
 
-static void begin(sigset_t *old)
+/* The writers' lock is on the per-process page (perproc.h): a fork holds it across the fork, so
+ * that no other thread is half-way through a change, and lets go in the parent without a page
+ * copied; the child starts with it open. */
+#define WLOCK cp_perproc.sigdisp_lock
+static __thread char self_marker __attribute__((tls_model("initial-exec"))); /* this thread, as the fork holder names it */
+
+/* true when it took the lock (false: this thread's own fork holds it; a handler of the forking
+ * thread changes the record before the fork goes on, while no other writer can) */
+static bool begin(sigset_t *old)
 {
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, old);
-	while (atomic_flag_test_and_set_explicit(&prog.lock, memory_order_acquire))
+	if (atomic_load(&cp_perproc.sigdisp_fork_holder) == &self_marker)
+		return false;
+	while (atomic_flag_test_and_set_explicit(&WLOCK, memory_order_acquire))
 		;
+	return true;
 }
 
-static void end(const sigset_t *old)
+static void end(const sigset_t *old, bool took)
 {
-	atomic_flag_clear_explicit(&prog.lock, memory_order_release);
+	if (took)
+		atomic_flag_clear_explicit(&WLOCK, memory_order_release);
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
@@ -146,17 +159,26 @@ static struct sigaction as_read_back(const struct sigaction *act)
 	return a;
 }
 
+/* Only another thread can be half-way through a change when this one forks (a writer blocks
+ * its own signals while it holds the lock): alone, a fork takes nothing. With other threads it
+ * waits for the lock (a writer holds it for a few instructions) and marks itself its holder:
+ * no system call, nothing written but the per-process page. */
 static void fork_prepare(void)
 {
-	sigset_t old;
-	begin(&old);
-	fork_mask = old;
+	if (cp_single_threaded())
+		return;
+	while (atomic_flag_test_and_set_explicit(&WLOCK, memory_order_acquire))
+		;
+	atomic_store(&cp_perproc.sigdisp_fork_holder, &self_marker);
 }
 
+/* the parent's (the child's page is a fresh one, holder and lock clear: nothing to do there) */
 static void fork_after(void)
 {
-	sigset_t old = fork_mask;
-	end(&old);
+	if (atomic_load(&cp_perproc.sigdisp_fork_holder) != &self_marker)
+		return;
+	atomic_store(&cp_perproc.sigdisp_fork_holder, NULL);
+	atomic_flag_clear_explicit(&WLOCK, memory_order_release);
 }
 
 static void setup(void)
@@ -169,23 +191,23 @@ static void setup(void)
 		cur.sa_handler = SIG_DFL;
 	}
 	sigset_t mask;
-	begin(&mask);
+	bool took = begin(&mask);
 	publish(&cur);
 	install(&cur); /* SIG_IGN is set again as it is: only to learn the C library's additions */
-	end(&mask);
-	pthread_atfork(fork_prepare, fork_after, fork_after);
+	end(&mask, took);
+	pthread_atfork(fork_prepare, fork_after, NULL);
 }
 
 void cp_sigdisp_init(void)
 {
-	pthread_once(&once, setup);
+	cp_once(&once, setup);
 }
 
 int cp_sigdisp_sigaction(const struct sigaction *act, struct sigaction *old)
 {
 	cp_sigdisp_init();
 	sigset_t mask;
-	begin(&mask);
+	bool took = begin(&mask);
 	struct sigaction prev = prog.act;
 	int ret = 0;
 	if (act != NULL) {
@@ -194,7 +216,7 @@ int cp_sigdisp_sigaction(const struct sigaction *act, struct sigaction *old)
 		if (ret == 0)
 			publish(&rec);
 	}
-	end(&mask);
+	end(&mask, took);
 	if (ret == 0 && old != NULL)
 		*old = prev;
 	return ret;
@@ -203,7 +225,7 @@ int cp_sigdisp_sigaction(const struct sigaction *act, struct sigaction *old)
 void cp_sigdisp_reset_to_default(const struct sigaction *ran)
 {
 	sigset_t mask;
-	begin(&mask);
+	bool took = begin(&mask);
 	/* only if the program has not installed something else meanwhile */
 	if (prog.act.sa_handler == ran->sa_handler) {
 		struct sigaction rec = prog.act;
@@ -211,7 +233,7 @@ void cp_sigdisp_reset_to_default(const struct sigaction *ran)
 		if (install(&rec) == 0)
 			publish(&rec);
 	}
-	end(&mask);
+	end(&mask, took);
 }
 
 void cp_sigdisp_kernel_default(void)

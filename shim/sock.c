@@ -1,5 +1,6 @@
 /* closepolicy — socket objects: allocation by recycling, reference counts, epoll registrations. */
 #include "shim/sock.h"
+#include "shim/perproc.h"
 #include "shim/sockinfo.h"
 
 #include <pthread.h>
@@ -7,21 +8,21 @@
 #include <string.h>
 
 /* Released objects go on a lock-free stack (push only, safe in a signal handler); allocation
- * takes the whole stack at once (exchange: no ABA problem) into a private list under a mutex. */
-static _Atomic(struct cp_sock *) released;
-static struct cp_sock *spare;
-static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+ * takes the whole stack at once (exchange: no ABA problem) into a private list under a mutex.
+ * All three are on the per-process page: a forked child starts with empty lists and an unlocked
+ * mutex (whatever another thread of the parent was doing with them), and a fork takes no lock. */
+#define P cp_perproc
 
 struct cp_sock *cp_sock_new(void)
 {
 	struct cp_sock *s;
-	pthread_mutex_lock(&spare_lock);
-	if (spare == NULL)
-		spare = atomic_exchange(&released, NULL);
-	s = spare;
+	pthread_mutex_lock(&P.spare_lock);
+	if (P.spare == NULL)
+		P.spare = atomic_exchange(&P.released, NULL);
+	s = P.spare;
 	if (s != NULL)
-		spare = s->link;
-	pthread_mutex_unlock(&spare_lock);
+		P.spare = s->link;
+	pthread_mutex_unlock(&P.spare_lock);
 	if (s == NULL) {
 		s = malloc(sizeof *s);
 		if (s == NULL)
@@ -37,10 +38,10 @@ struct cp_sock *cp_sock_new(void)
 
 void cp_sock_release(struct cp_sock *s)
 {
-	struct cp_sock *head = atomic_load(&released);
+	struct cp_sock *head = atomic_load(&P.released);
 	do
 		s->link = head;
-	while (!atomic_compare_exchange_weak(&released, &head, s));
+	while (!atomic_compare_exchange_weak(&P.released, &head, s));
 }
 
 void cp_sock_ref(struct cp_sock *s)
@@ -109,15 +110,4 @@ void cp_sock_epreg_del(struct cp_sock *s, int epfd, int fd)
 		}
 	}
 	epunlock(s);
-}
-
-/* The allocation mutex must not be held by a thread that does not exist in the child. */
-void cp_sock_atfork_prepare(void)
-{
-	pthread_mutex_lock(&spare_lock);
-}
-
-void cp_sock_atfork_after(void)
-{
-	pthread_mutex_unlock(&spare_lock);
 }

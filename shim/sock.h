@@ -116,8 +116,4 @@ bool cp_sock_still_open_as(int fd, const struct cp_sock *s);
 void cp_sock_epreg_add(struct cp_sock *s, int epfd, int fd);
 void cp_sock_epreg_del(struct cp_sock *s, int epfd, int fd);
 
-/* fork: the allocation lock (init.c calls these from its atfork handlers). */
-void cp_sock_atfork_prepare(void);
-void cp_sock_atfork_after(void); /* parent and child */
-
 #endif

@@ -19,6 +19,7 @@
 #include "shim/ownfd.h"
 #include "shim/real.h"
 #include "shim/refs.h"
+#include "shim/shtable.h"
 #include "shim/sockinfo.h"
 
 /* Inside the gate: drop one descriptor's reference to s. */
@@ -209,7 +210,7 @@ static int evict_shim_fd(int fd)
 		errno = EMFILE;
 		return -1;
 	}
-	if (!cp_log_fd_moved(fd, moved) && !cp_drain_fd_moved(fd, moved))
+	if (!cp_log_fd_moved(fd, moved) && !cp_drain_fd_moved(fd, moved) && !cp_sht_fd_moved(fd, moved))
 		cp_ownfd_close(moved); /* held by nobody any more */
 	struct cp_sock *s = cp_fd_take(fd);
 	if (s != NULL && s != CP_SOCK_SHIM) /* not the shim's after all: put it back */
@@ -282,8 +283,10 @@ static void for_each_right(const struct msghdr *msg, void (*fn)(int fd))
 static void give_away(int fd)
 {
 	struct cp_sock *s = cp_fd_get(fd);
-	if (s != NULL && s != CP_SOCK_SHIM)
+	if (s != NULL && s != CP_SOCK_SHIM && !atomic_load(&s->given_away)) {
 		atomic_store(&s->given_away, true);
+		cp_fd_note_change(); /* its count stays at exit: not the fork's quick release */
+	}
 }
 
 static void note_received(int fd)

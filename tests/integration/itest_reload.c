@@ -60,7 +60,8 @@ static void test_reload_passthrough_to_reset(void **state)
 	struct h_rundir rd;
 	h_rundir_make(&rd);
 	struct h_proc p;
-	h_spawn(&p, PASS, rd.env, "step_server", NULL);
+	const char *env[] = { rd.var, "CLOSEPOLICY_RELOAD=1", NULL }; /* single-threaded: opt in */
+	h_spawn(&p, PASS, env, "step_server", NULL);
 	int port = (int)h_expect(&p, "port ", 5000);
 	int peer, fd = serve(&p, port, &peer);
 	assert_int_equal(close_and_see(&p, fd, peer), 0); /* passthrough: every byte, then EOF */
@@ -140,7 +141,8 @@ static void test_process_refuses_a_bad_policy(void **state)
 	struct h_rundir rd;
 	h_rundir_make(&rd);
 	struct h_proc p;
-	h_spawn(&p, PASS, rd.env, "step_server", NULL);
+	const char *env[] = { rd.var, "CLOSEPOLICY_RELOAD=1", NULL }; /* single-threaded: opt in */
+	h_spawn(&p, PASS, env, "step_server", NULL);
 	int port = (int)h_expect(&p, "port ", 5000);
 	int peer, fd = serve(&p, port, &peer);
 	assert_int_equal(close_and_see(&p, fd, peer), 0);
@@ -181,14 +183,15 @@ static void test_process_refuses_a_bad_policy(void **state)
 	h_rundir_remove(&rd);
 }
 
-/* CLOSEPOLICY_RELOAD=0: no reload thread (for programs that must stay single-threaded): the
- * command says the process did not answer (exit 1), the counters still work. */
-static void test_reload_off(void **state)
+/* CLOSEPOLICY_RELOAD=0, and the default for a single-threaded program that has not drained:
+ * no reload thread (a second thread would make the C library take its multi-threaded paths):
+ * the command says the process did not answer (exit 1) and how to start it so that it can, and
+ * the counters still work. */
+static void reload_unavailable(const char *const *env_extra)
 {
-	(void)state;
 	struct h_rundir rd;
 	h_rundir_make(&rd);
-	const char *env[] = { rd.var, "CLOSEPOLICY_RELOAD=0", NULL };
+	const char *env[] = { rd.var, env_extra[0], NULL };
 	struct h_proc p;
 	h_spawn(&p, PASS, env, "step_server", NULL);
 	int port = (int)h_expect(&p, "port ", 5000);
@@ -203,11 +206,49 @@ static void test_reload_off(void **state)
 	int s = h_cp(&rd, cmd, out, sizeof out);
 	assert_true(WIFEXITED(s) && WEXITSTATUS(s) == 1);
 	assert_non_null(strstr(out, "no answer within 2000 ms"));
+	assert_non_null(strstr(out, "CLOSEPOLICY_RELOAD=1"));
 	snprintf(cmd, sizeof cmd, "stat --json %d", (int)p.pid);
 	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
 	assert_int_equal(h_json_num(h_json_get(out, "closes"), "passthrough"), 1);
 	h_exit_ok(&p);
 	h_rundir_remove(&rd);
+}
+
+/* By default the reload thread starts once the process has a second thread anyway: here the
+ * drainer, at the first graceful close. Then the reload works as with CLOSEPOLICY_RELOAD=1. */
+static void test_reload_thread_starts_with_the_drainer(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	h_rundir_make(&rd);
+	struct h_proc p;
+	h_spawn(&p, "version: 1\nrules:\n  - name: web\n    match: {role: server}\n    action: graceful\n",
+		rd.env, "step_server", NULL);
+	int port = (int)h_expect(&p, "port ", 5000);
+	int peer, fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), 0); /* drained: every byte, then EOF */
+	char good[200], cmd[400], out[4096];
+	snprintf(good, sizeof good, "%s/reset.yaml", p.dir);
+	write_policy(good, RESET);
+	snprintf(cmd, sizeof cmd, "reload -p %s %d", good, (int)p.pid);
+	int st = h_cp(&rd, cmd, out, sizeof out);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	fd = serve(&p, port, &peer);
+	assert_int_equal(close_and_see(&p, fd, peer), ECONNRESET); /* the new policy */
+	h_exit_ok(&p);
+	h_rundir_remove(&rd);
+}
+
+static void test_reload_off(void **state)
+{
+	(void)state;
+	reload_unavailable((const char *[]){ "CLOSEPOLICY_RELOAD=0" });
+}
+
+static void test_reload_not_started_in_a_single_threaded_program(void **state)
+{
+	(void)state;
+	reload_unavailable((const char *[]){ NULL });
 }
 
 /* main() leaving by pthread_exit: the shim's thread leaves too, the process ends. */
@@ -232,7 +273,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reload_passthrough_to_reset),
 		cmocka_unit_test(test_process_refuses_a_bad_policy),
+		cmocka_unit_test(test_reload_thread_starts_with_the_drainer),
 		cmocka_unit_test(test_reload_off),
+		cmocka_unit_test(test_reload_not_started_in_a_single_threaded_program),
 		cmocka_unit_test(test_main_pthread_exit_ends_the_process),
 	};
 	/* Under ThreadSanitizer its runtime's own thread (started with the first other thread)

@@ -6,7 +6,8 @@
  *   -k COUNT  connections (default 1)
  *   -w BYTES  bytes the child writes (default 200000)
  *   -e        the child execs fork_helper (next to this program) with the inherited descriptor
- *   -p        posix_spawn fork_helper instead of forking, the connection moved to its stdin */
+ *   -p        posix_spawn fork_helper instead of forking, the connection moved to its stdin
+ *   -x        the child exits after writing, the connection still open (the exit path's work) */
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -26,6 +27,8 @@ static void die(const char *what)
 	exit(1);
 }
 
+static int exit_open; /* -x */
+
 /* What the child does itself (without -e): also the whole of fork_helper. */
 static int serve(int fd, long bytes)
 {
@@ -43,6 +46,8 @@ static int serve(int fd, long bytes)
 			return 4;
 		sent += n;
 	}
+	if (exit_open)
+		return 0;
 	return close(fd) == 0 ? 0 : 5;
 }
 
@@ -50,12 +55,13 @@ int main(int argc, char **argv)
 {
 	long count = 1, bytes = 200000;
 	int do_exec = 0, do_spawn = 0, opt;
-	while ((opt = getopt(argc, argv, "k:w:ep")) != -1) {
+	while ((opt = getopt(argc, argv, "k:w:epx")) != -1) {
 		switch (opt) {
 		case 'k': count = atol(optarg); break;
 		case 'w': bytes = atol(optarg); break;
 		case 'e': do_exec = 1; break;
 		case 'p': do_spawn = 1; break;
+		case 'x': exit_open = 1; break;
 		default: return 2;
 		}
 	}

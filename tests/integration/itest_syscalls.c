@@ -27,7 +27,10 @@
 #define CONNS 1500
 #define REQUEST 5
 #define REPLY 300
-#define SLACK 0.15 /* the drainer's rounds, shared by a round's connections */
+/* the drainer's rounds, shared by a round's connections: 0.04-0.16 measured on a quiet machine;
+ * more rounds per connection when the machine is busy (a round is a tick), hence the margin. A
+ * system call more per connection is 1.0: still caught. (The issue's targets are 4 and 6.) */
+#define SLACK 0.3
 
 #define GRACEFUL "rules:\n  - {match: {role: server}, action: graceful}\n"
 #define WARN "version: 1\nlog: {level: warn}\n" GRACEFUL

@@ -52,36 +52,9 @@ static char batch_buf[16384];
 static struct cp_log_batch batch = { batch_buf, sizeof batch_buf, 0 }; /* lines of this round,
 								   written before the lock goes */
 
-uint64_t cp_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static struct cp_sock *sock_of(struct cp_drain *d)
 {
 	return (struct cp_sock *)(void *)((char *)d - offsetof(struct cp_sock, drain));
-}
-
-int cp_drain_discard(int fd, uint64_t *bytes, int *err)
-{
-	for (;;) {
-		/* MSG_TRUNC on TCP discards without copying: no buffer needed */
-		ssize_t n = recv(fd, NULL, 1 << 30, MSG_DONTWAIT | MSG_TRUNC);
-		if (n > 0) {
-			*bytes += (uint64_t)n;
-			continue;
-		}
-		if (n == 0)
-			return 1;
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return 0;
-		*err = errno;
-		return -1;
-	}
 }
 
 bool cp_drain_reserve(void)
@@ -111,57 +84,6 @@ static void unreserve(unsigned n)
 void cp_drain_unreserve(void)
 {
 	unreserve(1);
-}
-
-void cp_drain_prepare(int fd, struct cp_sock *s)
-{
-	if (atomic_load(&s->linger0)) /* the policy's graceful close wins over the program's RST */
-		cp_act_linger(fd, 0, 0);
-	if (!atomic_load(&s->shut_wr)) {
-		int err = cp_act_shutdown_wr(fd);
-		if (err != 0 && err != ENOTCONN)
-			cp_event_error(fd, "shutdown(SHUT_WR) failed", err, "went on draining");
-	}
-}
-
-static int deadline_ms_left(const struct cp_drain *d, const struct cp_rule *r, uint64_t now,
-			    const char **outcome)
-{
-	uint64_t idle_end = d->last_ns + (uint64_t)r->drain_timeout_ms * 1000000u;
-	uint64_t max_end = d->start_ns + (uint64_t)r->drain_max_ms * 1000000u;
-	uint64_t end = idle_end < max_end ? idle_end : max_end;
-	if (outcome != NULL)
-		*outcome = max_end <= idle_end ? "max" : "idle";
-	if (end <= now)
-		return 0;
-	uint64_t ms = (end - now + 999999u) / 1000000u;
-	return ms > INT32_MAX ? INT32_MAX : (int)ms;
-}
-
-const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err)
-{
-	struct cp_drain d = { .start_ns = cp_now_ns() };
-	d.last_ns = d.start_ns;
-	for (;;) {
-		uint64_t before = *bytes;
-		int r = cp_drain_discard(fd, bytes, err);
-		if (r > 0)
-			return "eof";
-		if (r < 0)
-			return "reset";
-		uint64_t now = cp_now_ns();
-		if (*bytes != before)
-			d.last_ns = now;
-		const char *outcome;
-		int left = deadline_ms_left(&d, rule, now, &outcome);
-		if (left == 0)
-			return outcome;
-		struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
-		if (poll(&p, 1, left) < 0 && errno != EINTR) {
-			*err = errno;
-			return "reset";
-		}
-	}
 }
 
 /* ---- the thread ---- */
@@ -259,11 +181,10 @@ static void watch(struct cp_drain *d, uint64_t now)
 	}
 }
 
-/* The first read: most peers have answered the FIN by now, and the socket ends here. */
-static void first_read(struct cp_drain *d, uint64_t now)
+/* Read what has come; finish d at its EOF or reset. True while it goes on. */
+static bool read_once(struct cp_drain *d, uint64_t now)
 {
 	int err = 0;
-	log_close_note(d);
 	uint64_t before = d->bytes;
 	int r = cp_drain_discard(d->fd, &d->bytes, &err);
 	if (d->bytes != before)
@@ -272,7 +193,14 @@ static void first_read(struct cp_drain *d, uint64_t now)
 		finish(d, "eof", 0, now);
 	else if (r < 0)
 		finish(d, "reset", err, now);
-	else
+	return r == 0;
+}
+
+/* The first read: most peers have answered the FIN by now, and the socket ends here. */
+static void first_read(struct cp_drain *d, uint64_t now)
+{
+	log_close_note(d);
+	if (read_once(d, now))
 		watch(d, now);
 }
 
@@ -306,17 +234,8 @@ static void rearm(struct cp_drain *d, uint64_t now)
 
 static void on_readable(struct cp_drain *d, uint64_t now)
 {
-	int err = 0;
-	uint64_t before = d->bytes;
 	d->armed = false;
-	int r = cp_drain_discard(d->fd, &d->bytes, &err);
-	if (d->bytes != before)
-		d->last_ns = now;
-	if (r > 0)
-		finish(d, "eof", 0, now);
-	else if (r < 0)
-		finish(d, "reset", err, now);
-	else
+	if (read_once(d, now))
 		rearm(d, now);
 }
 
@@ -328,7 +247,7 @@ static int expire(uint64_t now)
 		for (struct cp_drain *d = active, *n; d != NULL; d = n) {
 			n = d->next;
 			const char *outcome;
-			int left = deadline_ms_left(d, sock_of(d)->rule, now, &outcome);
+			int left = cp_drain_ms_left(d, sock_of(d)->rule, now, &outcome);
 			if (left == 0) {
 				finish(d, outcome, 0, now);
 				continue;

@@ -32,6 +32,8 @@ void cp_drain_prepare(int fd, struct cp_sock *s);
 /* Drain fd in the calling thread (its write side already shut) within the rule's timeouts.
  * Returns the outcome ("eof", "idle", "max", "reset"); *err is the errno of a failed read. */
 const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, int *err);
+/* ms until d's drain ends by time under rule (0: now), and which end: "idle" or "max". */
+int cp_drain_ms_left(const struct cp_drain *d, const struct cp_rule *r, uint64_t now, const char **outcome);
 
 /* One of the drainer's descriptors (its epoll set, a draining socket's copy) moved
  * from `from` to `to` (the program took the number with dup2). False when it holds no `from`. */

@@ -141,6 +141,11 @@ int cp_cli_run(int argc, char **argv)
 	snprintf(pid, sizeof pid, "%d", (int)getpid());
 	if (set_env("CLOSEPOLICY_ANNOUNCE", pid) != 0)
 		return 2;
+	/* every process of the tree answers `closepolicy reload` from its first TCP socket on (a
+	 * thread each: the C library's multi-threaded paths, a few per cent of a write); under a
+	 * bare LD_PRELOAD only those with a second thread anyway do, unless this is set */
+	if (getenv("CLOSEPOLICY_RELOAD") == NULL && set_env("CLOSEPOLICY_RELOAD", "1") != 0)
+		return 2;
 	execvp(argv[i], argv + i);
 	int err = errno;
 	fprintf(stderr, "closepolicy run: %s: %s\n", argv[i], strerror(err));

@@ -33,6 +33,20 @@ static void test_exit_status_is_commands(void **state)
 	assert_int_equal(WEXITSTATUS(st), 7);
 }
 
+/* run makes every process of the tree reloadable (CLOSEPOLICY_RELOAD=1) unless told otherwise */
+static void test_reload_on_under_run(void **state)
+{
+	(void)state;
+	struct h_proc p;
+	char out[256];
+	h_shell(&p,
+		"\"$CP\" run -- /bin/sh -c 'echo \"$CLOSEPOLICY_RELOAD\"'\n"
+		"CLOSEPOLICY_RELOAD=0 \"$CP\" run -- /bin/sh -c 'echo \"$CLOSEPOLICY_RELOAD\"'\n",
+		out, sizeof out);
+	assert_string_equal(out, "1\n0\n");
+	h_finish(&p);
+}
+
 static void test_signal_is_commands(void **state)
 {
 	(void)state;
@@ -101,6 +115,7 @@ int main(void)
 	if (snprintf(cmd, sizeof cmd, "%s/closepolicy", abs) >= (int)sizeof cmd)
 		return 1;
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reload_on_under_run),
 		cmocka_unit_test(test_relative_path),
 		cmocka_unit_test(test_exit_status_is_commands),
 		cmocka_unit_test(test_signal_is_commands),

@@ -20,7 +20,6 @@
 #include "shim/events.h"
 #include "shim/fdtable.h"
 #include "shim/hot.h"
-#include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/refs.h"
 

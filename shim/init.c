@@ -211,7 +211,7 @@ static void init_once(void)
 	}
 	free(diag);
 	cp_yaml_unload();
-	cp_refs_init(policy);
+	cp_refs_init();
 	cp_inherit_adopt();
 	errno = saved;
 }

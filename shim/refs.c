@@ -121,14 +121,13 @@ void cp_refs_resume(void)
 
 /* ---- counting ---- */
 
-void cp_refs_init(const struct cp_policy *p)
+void cp_refs_init(void)
 {
 	const char *off = secure_getenv("CLOSEPOLICY_TEST_NO_SHARED_REFS");
 	tracking = !(off != NULL && strcmp(off, "1") == 0);
 	/* Counted under every policy, one that never acts too: the count is what tells a close that
 	 * another process still holds the socket, so that the kernel sends no RST and the close
 	 * logs no risk (without it, a forking server's every close in the parent warned of one). */
-	(void)p;
 }
 
 bool cp_refs_tracking(void)

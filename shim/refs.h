@@ -19,7 +19,6 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "policy/policy.h"
 #include "shim/sock.h"
 
 /* What a close of one descriptor means for its socket. */
@@ -34,7 +33,7 @@ enum cp_last {
 /* At start-up: the test-only switch CLOSEPOLICY_TEST_NO_SHARED_REFS=1 (no cross-process counting
  * at all: every process acts at its own last close, as a naive shim would; for the tests that
  * prove the tracking). Sockets are counted under every policy, so a reload needs nothing here. */
-void cp_refs_init(const struct cp_policy *p);
+void cp_refs_init(void);
 bool cp_refs_tracking(void);
 
 /* Around taking a table entry and releasing it, or storing a new one. Reentrant. */

@@ -466,6 +466,24 @@ void h_send_all(int fd, const void *buf, size_t n)
 	}
 }
 
+int h_step_server(struct h_proc *p, const char *policy_yaml)
+{
+	h_spawn(p, policy_yaml, NULL, "step_server", NULL);
+	char first[64];
+	int port = 0, lfd = -1;
+	h_line(p, first, sizeof first, 5000);
+	assert_int_equal(sscanf(first, "port %d lfd %d", &port, &lfd), 2);
+	return port;
+}
+
+void h_expect_all_then_eof(int peer, uint64_t bytes)
+{
+	struct h_read r = h_read_to_end(peer, 10000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.bytes, bytes);
+	close(peer);
+}
+
 struct h_read h_read_to_end(int fd, int timeout_ms)
 {
 	return h_read_upto(fd, UINT64_MAX, timeout_ms);

@@ -34,6 +34,9 @@ struct h_proc {
 /* Start $BUILD/progs/PROG with args (NULL-terminated). policy_yaml NULL = no CLOSEPOLICY_FILE
  * (the built-in default policy). env: extra "NAME=VALUE" strings, NULL-terminated, or NULL. */
 void h_spawn(struct h_proc *p, const char *policy_yaml, const char *const *env, const char *prog, ...);
+/* step_server under policy_yaml: its port, from its first line ("port N lfd M"; the tests that
+ * need its listener's number read the line themselves). */
+int h_step_server(struct h_proc *p, const char *policy_yaml);
 /* The next line of the program's stdout (without newline); fails the test after timeout_ms. */
 void h_line(struct h_proc *p, char *line, size_t size, int timeout_ms);
 /* Read lines until one starts with `prefix`; return the number after it. */
@@ -96,5 +99,7 @@ struct h_read {
 struct h_read h_read_to_end(int fd, int timeout_ms);
 /* Read until `limit` bytes arrived (not more), EOF or an error. */
 struct h_read h_read_upto(int fd, uint64_t limit, int timeout_ms);
+/* Read peer to its end: exactly `bytes`, then EOF (not an error); then close it. */
+void h_expect_all_then_eof(int peer, uint64_t bytes);
 
 #endif

@@ -18,16 +18,6 @@
 #define POLICY "version: 1\nrules:\n  - name: cut\n    action: reset\n"
 #define REPLY 1000
 
-static int start(struct h_proc *p)
-{
-	h_spawn(p, POLICY, NULL, "step_server", NULL);
-	char first[64];
-	int port = 0, lfd = -1;
-	h_line(p, first, sizeof first, 5000);
-	assert_int_equal(sscanf(first, "port %d lfd %d", &port, &lfd), 2);
-	return port;
-}
-
 static void expect_reset(int peer)
 {
 	struct h_read r = h_read_to_end(peer, 10000);
@@ -35,19 +25,11 @@ static void expect_reset(int peer)
 	close(peer);
 }
 
-static void expect_all_then_eof(int peer, uint64_t bytes)
-{
-	struct h_read r = h_read_to_end(peer, 10000);
-	assert_int_equal(r.err, 0);
-	assert_int_equal(r.bytes, bytes);
-	close(peer);
-}
-
 static void test_server_socket_reused_unseen_is_left_alone(void **state)
 {
 	(void)state;
 	struct h_proc p;
-	int port = start(&p);
+	int port = h_step_server(&p, POLICY);
 
 	/* the policy at work: an accepted socket closed by close() is reset */
 	int first = h_connect(port, 0);
@@ -63,7 +45,7 @@ static void test_server_socket_reused_unseen_is_left_alone(void **state)
 	long old = h_expect(&p, "served ", 5000);
 	h_sayf(&p, "rawclose %ld", old);
 	h_answer(&p, "rawclose %ld = 0 0", old);
-	expect_all_then_eof(old_peer, 0);
+	h_expect_all_then_eof(old_peer, 0);
 
 	/* a connection accepted unseen takes the number; close() finds the stale entry */
 	int new_peer = h_connect(port, 0);
@@ -71,7 +53,7 @@ static void test_server_socket_reused_unseen_is_left_alone(void **state)
 	h_answer(&p, "rawserved %ld", old);
 	h_sayf(&p, "close %ld", old);
 	h_answer(&p, "close %ld = 0 0", old);
-	expect_all_then_eof(new_peer, REPLY);
+	h_expect_all_then_eof(new_peer, REPLY);
 	h_exit_ok(&p);
 }
 
@@ -79,7 +61,7 @@ static void test_client_socket_reused_unseen_is_left_alone(void **state)
 {
 	(void)state;
 	struct h_proc p;
-	start(&p);
+	h_step_server(&p, POLICY);
 	int lport = 0, lfd = h_listen(&lport);
 
 	/* the policy at work: a connected socket closed by close() is reset */
@@ -97,7 +79,7 @@ static void test_client_socket_reused_unseen_is_left_alone(void **state)
 	assert_true(old_peer >= 0);
 	h_sayf(&p, "rawclose %ld", old);
 	h_answer(&p, "rawclose %ld = 0 0", old);
-	expect_all_then_eof(old_peer, 0);
+	h_expect_all_then_eof(old_peer, 0);
 
 	h_sayf(&p, "rawconnect %d", lport);
 	h_answer(&p, "rawconnected %ld", old);
@@ -107,7 +89,7 @@ static void test_client_socket_reused_unseen_is_left_alone(void **state)
 	h_answer(&p, "write %ld = 6", old);
 	h_sayf(&p, "close %ld", old);
 	h_answer(&p, "close %ld = 0 0", old);
-	expect_all_then_eof(new_peer, 6);
+	h_expect_all_then_eof(new_peer, 6);
 	close(lfd);
 	h_exit_ok(&p);
 }

@@ -10,14 +10,6 @@
 
 #define REPLY 1000
 
-static void expect_all_then_eof(int peer, uint64_t bytes)
-{
-	struct h_read r = h_read_to_end(peer, 10000);
-	assert_int_equal(r.err, 0);
-	assert_int_equal(r.bytes, bytes);
-	close(peer);
-}
-
 /* Graceful sends the FIN from close() itself, without asking who the number is first (a system
  * call on every close): a stale entry must still end as the program asked. Another kind of file
  * on the number is only closed (shutdown says ENOTSOCK: no drain, nothing left open); another
@@ -26,11 +18,7 @@ static void test_graceful_on_a_number_reused_unseen(void **state)
 {
 	(void)state;
 	struct h_proc p;
-	h_spawn(&p, "version: 1\nrules:\n  - name: soft\n    action: graceful\n", NULL, "step_server", NULL);
-	char first[64];
-	int port = 0, lfd = -1;
-	h_line(&p, first, sizeof first, 5000);
-	assert_int_equal(sscanf(first, "port %d lfd %d", &port, &lfd), 2);
+	int port = h_step_server(&p, "version: 1\nrules:\n  - name: soft\n    action: graceful\n");
 
 	/* accepted and followed, closed unseen; a file takes the number; close() of the file */
 	int old_peer = h_connect(port, 0);
@@ -38,7 +26,7 @@ static void test_graceful_on_a_number_reused_unseen(void **state)
 	long old = h_expect(&p, "served ", 5000);
 	h_sayf(&p, "rawclose %ld", old);
 	h_answer(&p, "rawclose %ld = 0 0", old);
-	expect_all_then_eof(old_peer, 0);
+	h_expect_all_then_eof(old_peer, 0);
 	char path[128];
 	snprintf(path, sizeof path, "%s/file", p.dir);
 	h_sayf(&p, "open %s", path);
@@ -54,13 +42,13 @@ static void test_graceful_on_a_number_reused_unseen(void **state)
 	old = h_expect(&p, "served ", 5000);
 	h_sayf(&p, "rawclose %ld", old);
 	h_answer(&p, "rawclose %ld = 0 0", old);
-	expect_all_then_eof(old_peer, 0);
+	h_expect_all_then_eof(old_peer, 0);
 	int new_peer = h_connect(port, 0);
 	h_sayf(&p, "rawserve %d", REPLY);
 	h_answer(&p, "rawserved %ld", old);
 	h_sayf(&p, "close %ld", old);
 	h_answer(&p, "close %ld = 0 0", old);
-	expect_all_then_eof(new_peer, REPLY);
+	h_expect_all_then_eof(new_peer, REPLY);
 	assert_int_equal(h_log_count(&p, "event=error", NULL), 0);
 	h_exit_ok(&p);
 }

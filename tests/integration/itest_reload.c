@@ -54,15 +54,22 @@ static void write_policy(const char *path, const char *text)
 	fclose(f);
 }
 
+/* step_server under PASS with a run directory of its own, reloadable (a single-threaded
+ * program opts in: CLOSEPOLICY_RELOAD=1): its port. */
+static int start_reloadable(struct h_rundir *rd, struct h_proc *p)
+{
+	h_rundir_make(rd);
+	const char *env[] = { rd->var, "CLOSEPOLICY_RELOAD=1", NULL };
+	h_spawn(p, PASS, env, "step_server", NULL);
+	return (int)h_expect(p, "port ", 5000);
+}
+
 static void test_reload_passthrough_to_reset(void **state)
 {
 	(void)state;
 	struct h_rundir rd;
-	h_rundir_make(&rd);
 	struct h_proc p;
-	const char *env[] = { rd.var, "CLOSEPOLICY_RELOAD=1", NULL }; /* single-threaded: opt in */
-	h_spawn(&p, PASS, env, "step_server", NULL);
-	int port = (int)h_expect(&p, "port ", 5000);
+	int port = start_reloadable(&rd, &p);
 	int peer, fd = serve(&p, port, &peer);
 	assert_int_equal(close_and_see(&p, fd, peer), 0); /* passthrough: every byte, then EOF */
 	int early_peer, early = serve(&p, port, &early_peer); /* accepted under the old policy */
@@ -139,11 +146,8 @@ static void test_process_refuses_a_bad_policy(void **state)
 {
 	(void)state;
 	struct h_rundir rd;
-	h_rundir_make(&rd);
 	struct h_proc p;
-	const char *env[] = { rd.var, "CLOSEPOLICY_RELOAD=1", NULL }; /* single-threaded: opt in */
-	h_spawn(&p, PASS, env, "step_server", NULL);
-	int port = (int)h_expect(&p, "port ", 5000);
+	int port = start_reloadable(&rd, &p);
 	int peer, fd = serve(&p, port, &peer);
 	assert_int_equal(close_and_see(&p, fd, peer), 0);
 	char bad[200], path[200];

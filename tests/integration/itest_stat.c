@@ -86,14 +86,20 @@ static void reset_by_peer(struct h_proc *p, int port)
 	h_answer(p, "write %d = -1", fd);
 }
 
+/* step_server under POLICY with a run directory of its own: its port. */
+static int start(struct h_rundir *rd, struct h_proc *p)
+{
+	h_rundir_make(rd);
+	h_spawn(p, POLICY, rd->env, "step_server", NULL);
+	return (int)h_expect(p, "port ", 5000);
+}
+
 static void test_stat_json_counts_exactly(void **state)
 {
 	(void)state;
 	struct h_rundir rd;
-	h_rundir_make(&rd);
 	struct h_proc p;
-	h_spawn(&p, POLICY, rd.env, "step_server", NULL);
-	int port = (int)h_expect(&p, "port ", 5000);
+	int port = start(&rd, &p);
 	int lport, lfd = h_listen(&lport);
 	for (int i = 0; i < GRACEFUL; i++)
 		serve_graceful(&p, port);
@@ -178,10 +184,8 @@ static void test_prometheus_parses(void **state)
 {
 	(void)state;
 	struct h_rundir rd;
-	h_rundir_make(&rd);
 	struct h_proc p;
-	h_spawn(&p, POLICY, rd.env, "step_server", NULL);
-	int port = (int)h_expect(&p, "port ", 5000);
+	int port = start(&rd, &p);
 	serve_graceful(&p, port);
 	char *l = h_log_wait(&p, 5000, "event=drain", NULL);
 	assert_non_null(l);
@@ -214,10 +218,8 @@ static void test_stale_files_removed(void **state)
 {
 	(void)state;
 	struct h_rundir rd;
-	h_rundir_make(&rd);
 	struct h_proc p;
-	h_spawn(&p, POLICY, rd.env, "step_server", NULL);
-	int port = (int)h_expect(&p, "port ", 5000);
+	int port = start(&rd, &p);
 	serve_graceful(&p, port);
 	char dead[256], mine[256];
 	snprintf(dead, sizeof dead, "%s/%d", rd.dir, (int)p.pid);
@@ -249,10 +251,8 @@ static void test_top_in_a_terminal(void **state)
 {
 	(void)state;
 	struct h_rundir rd;
-	h_rundir_make(&rd);
 	struct h_proc p;
-	h_spawn(&p, POLICY, rd.env, "step_server", NULL);
-	int port = (int)h_expect(&p, "port ", 5000);
+	int port = start(&rd, &p);
 	serve_graceful(&p, port);
 	char script[2048], out[4096];
 	snprintf(script, sizeof script,

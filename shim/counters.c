@@ -33,6 +33,11 @@ _Static_assert(sizeof PP.ctr_slot_rule / sizeof *PP.ctr_slot_rule == CP_CTR_RULE
  * making it (added to the file once it is there); and every count when no file can be made.
  * A child inherits what the parent's fold left: zeros, and the high-water mark. */
 static struct cp_ctr_file early;
+/* The file this process made, kept off the per-process page: a forked child inherits it (its
+ * mapping is shared) and counts there until it makes a socket of its own — a fork-per-connection
+ * server's children count in the server's file, not each in a file made and removed per
+ * request (eight system calls, and a fork's worth of time, more per connection). */
+static struct cp_ctr_file *inherited;
 
 /* The policy in force, copied into the file when it is made and at each reload. */
 static const struct cp_policy *policy_now;
@@ -154,8 +159,10 @@ static struct cp_ctr_file *slow(void)
 		struct cp_ctr_file *f = make_file();
 		__atomic_store_n(&PP.ctr_mine, f ? f : &early, __ATOMIC_RELEASE);
 		__atomic_store_n(&PP.ctr_state, READY, __ATOMIC_RELEASE);
-		if (f)
+		if (f) {
 			fold_early(f);
+			__atomic_store_n(&inherited, f, __ATOMIC_RELEASE);
+		}
 		errno = saved;
 		return f ? f : &early;
 	}
@@ -170,6 +177,9 @@ static struct cp_ctr_file *slow(void)
 struct cp_ctr_file *cp_ctr(void)
 {
 	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
+	if (f != NULL)
+		return f;
+	f = __atomic_load_n(&inherited, __ATOMIC_ACQUIRE);
 	return f != NULL ? f : slow();
 }
 
@@ -177,8 +187,19 @@ void cp_ctr_ensure(void)
 {
 	if (__atomic_load_n(&PP.ctr_state, __ATOMIC_ACQUIRE) == READY && cp_reload_thread_started())
 		return;
-	struct cp_ctr_file *f = cp_ctr(); /* a forked worker may have made it at a count */
+	/* a socket of its own: this process's own file (a forked worker stops counting in its
+	 * parent's), and the thread that answers reload in it */
+	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
+	if (f == NULL)
+		f = slow();
 	if (f != &early)
+		cp_reload_thread_start(f);
+}
+
+void cp_ctr_second_thread(void)
+{
+	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
+	if (f != NULL && f != &early) /* only in a file of its own: never its parent's */
 		cp_reload_thread_start(f);
 }
 

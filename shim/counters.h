@@ -17,12 +17,16 @@
 
 struct cp_close_facts;
 
-/* The file, made now if it is not yet: never NULL (an in-memory stand-in when no file can be
+/* The file: this process's own, else the one its parent made (a forked child that made no socket
+ * of its own counts there), else made now: never NULL (an in-memory stand-in when no file can be
  * made: the counts are then kept but nobody can see them). */
 struct cp_ctr_file *cp_ctr(void);
 /* The first TCP socket: make the file (so an idle server can be seen and reloaded) and start the
  * thread that answers reloads. Not for signal handlers. */
 void cp_ctr_ensure(void);
+/* The process has a second thread now (the drainer's): the reload thread may start, in the
+ * process's own file if it has one. */
+void cp_ctr_second_thread(void);
 
 void cp_ctr_close(const struct cp_close_facts *c);
 void cp_ctr_risk(const struct cp_close_facts *c);

@@ -381,7 +381,7 @@ static int ensure_thread(int prog_fd)
 		return 0;
 	int rc = start_thread();
 	if (rc == 0) {
-		cp_ctr_ensure(); /* the process has a second thread now: the reload thread may start */
+		cp_ctr_second_thread(); /* the reload thread may start now */
 		return 0;
 	}
 	atomic_store(&running, 0);

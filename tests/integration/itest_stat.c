@@ -245,6 +245,41 @@ static void test_stale_files_removed(void **state)
 	h_rundir_remove(&rd);
 }
 
+/* A fork-per-connection server: each child closes the connection as its last holder and exits.
+ * The children count in the server's file (they made no socket of their own): no file is made
+ * and removed per connection, and the server's counters show every child's close and drain. */
+static void test_forked_children_count_in_the_servers_file(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	struct h_proc p;
+	int port = start(&rd, &p);
+	for (int i = 0; i < 2; i++) {
+		int c = h_connect(port, 0);
+		h_send_all(c, "hello", 5);
+		h_sayf(&p, "serve 5 100");
+		char line[64];
+		h_line(&p, line, sizeof line, 5000);
+		int fd = atoi(line + strlen("served "));
+		h_sayf(&p, "handoff %d", fd);
+		h_expect_all_then_eof(c, 100); /* the child's drain ends at this EOF, then it exits */
+		h_line(&p, line, sizeof line, 5000);
+		int st = -1, child = 0;
+		assert_int_equal(sscanf(line, "handoff %*d = %d %d", &st, &child), 2);
+		assert_int_equal(st, 0);
+		char file[256];
+		snprintf(file, sizeof file, "%s/%d", rd.dir, child);
+		assert_int_equal(access(file, F_OK), -1); /* none of its own, even for a moment */
+	}
+	char cmd[64], out[8192];
+	snprintf(cmd, sizeof cmd, "stat --json %d", (int)p.pid);
+	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
+	assert_int_equal(h_json_num(h_json_get(out, "closes"), "graceful"), 2);
+	assert_int_equal(h_json_num(h_json_get(out, "drains"), "eof"), 2);
+	h_exit_ok(&p);
+	h_rundir_remove(&rd);
+}
+
 /* top in a terminal (a tmux pane of 80 columns): the process's line appears, p sorts by PID,
  * nothing is wider than the terminal, q quits. */
 static void test_top_in_a_terminal(void **state)
@@ -282,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_stat_json_counts_exactly),
 		cmocka_unit_test(test_prometheus_parses),
 		cmocka_unit_test(test_stale_files_removed),
+		cmocka_unit_test(test_forked_children_count_in_the_servers_file),
 		cmocka_unit_test(test_top_in_a_terminal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

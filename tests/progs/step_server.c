@@ -19,6 +19,8 @@
  *                                                                         -> "rawserved FD"
  *   connect PORT     connect to 127.0.0.1:PORT (the shim sees it)         -> "connected FD"
  *   rawconnect PORT  socket + connect by system calls (unseen)            -> "rawconnected FD"
+ *   handoff FD       fork; the parent closes FD, then the child closes it (the last holder)
+ *                    and exits; the parent reaps it                       -> "handoff FD = STATUS PID"
  *   exit             exit status 0
  * ERRNO is 0 or errno's number. The first line also names the listener: "port N lfd FD".
  *
@@ -36,6 +38,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_FILL 65536
@@ -130,6 +133,29 @@ static void raw_serve(long nwrite)
 	printf("rawserved %d\n", fd);
 }
 
+/* A fork-per-connection server's hand-off: the child holds the last reference when it closes. */
+static void handoff(int fd)
+{
+	int order[2];
+	if (pipe(order) < 0)
+		die("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		char c;
+		close(order[1]);
+		_exit(read(order[0], &c, 1) == 0 && close(fd) == 0 ? 0 : 1); /* EOF: the parent closed */
+	}
+	close(order[0]);
+	close(fd);
+	close(order[1]);
+	int st = -1;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	printf("handoff %d = %d %d\n", fd, st, (int)pid);
+}
+
 static int connect_to(long port, int raw)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
@@ -219,6 +245,8 @@ int main(void)
 		} else if (sscanf(line, "nothreads %ld", &a) == 1) {
 			threads_fail = (int)a;
 			printf("nothreads %ld\n", a);
+		} else if (sscanf(line, "handoff %ld", &a) == 1) {
+			handoff((int)a);
 		} else if (strncmp(line, "exit", 4) == 0) {
 			return 0;
 		} else {

@@ -154,13 +154,16 @@ static int mode;
 
 static int reload_mode(void)
 {
-	if (mode == MODE_UNREAD) {
+	/* Two threads' first sockets may read it at once: both compute the same value. */
+	int m = __atomic_load_n(&mode, __ATOMIC_RELAXED);
+	if (m == MODE_UNREAD) {
 		const char *v = secure_getenv("CLOSEPOLICY_RELOAD");
-		mode = v != NULL && strcmp(v, "0") == 0   ? MODE_NEVER
-		       : v != NULL && strcmp(v, "1") == 0 ? MODE_FIRST_SOCKET
-							  : MODE_WHEN_THREADED;
+		m = v != NULL && strcmp(v, "0") == 0   ? MODE_NEVER
+		    : v != NULL && strcmp(v, "1") == 0 ? MODE_FIRST_SOCKET
+						       : MODE_WHEN_THREADED;
+		__atomic_store_n(&mode, m, __ATOMIC_RELAXED);
 	}
-	return mode;
+	return m;
 }
 
 void cp_reload_thread_start(struct cp_ctr_file *f)

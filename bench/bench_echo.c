@@ -201,7 +201,6 @@ static struct result run(int with_shim, const char *policy, const char *lib, con
 		}
 		if (f != NULL)
 			fclose(f);
-		unlink(trace);
 		r.calls = calls > 0 ? (double)calls / (double)sum : -1;
 	}
 	return r;
@@ -230,6 +229,20 @@ int main(int argc, char **argv)
 	rename(warn_path, strcat(strcpy(info_path, warn_path), ".warn"));
 	snprintf(warn_path, sizeof warn_path, "%s", info_path);
 	snprintf(info_path, sizeof info_path, "%s", bench_policy(info));
+	/* bench_echo --one bare|warn|info echo|close-first [TRACE]: one run, for a profiler to watch
+	 * (perf record -a) or under strace -f -c (its table left in TRACE); prints the rate and the
+	 * CPU per connection (and the system calls per connection with TRACE). */
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "--one") == 0) {
+		server_closes_first = strcmp(argv[3], "close-first") == 0;
+		bool bare = strcmp(argv[2], "bare") == 0;
+		const char *trace = argc == 5 ? argv[4] : NULL; /* keep strace's table there */
+		struct result r = run(!bare, strcmp(argv[2], "info") == 0 ? info_path : warn_path, lib, trace);
+		printf("%s %s: %.0f conn/s, CPU per connection %.1f us", argv[2], argv[3], r.rate, r.cpu);
+		printf(trace != NULL ? ", system calls per connection %.2f\n" : "\n", r.calls);
+		unlink(warn_path);
+		unlink(info_path);
+		return 0;
+	}
 	/* This machine's speed drifts by tens of percent over seconds: each ratio comes from a pair
 	 * of runs side by side (order alternating), and the figure is the median pair. Level warn
 	 * for both endings; the default level (info, JSON lines to a file) where the server closes
@@ -273,6 +286,7 @@ int main(int argc, char **argv)
 			struct result b = run(0, NULL, lib, trace);
 			struct result w = run(1, warn_path, lib, trace);
 			struct result i = run(1, info_path, lib, trace);
+			unlink(trace);
 			printf("echo server (%s): system calls per connection (strace -f -c): bare %.2f, graceful warn "
 			       "%.2f (+%.2f), graceful info %.2f (+%.2f)\n",
 			       c ? "server closes first" : "client closes first", b.calls, w.calls, w.calls - b.calls,

@@ -4,7 +4,8 @@
 #   native        nginx's own lingering close (lingering_close always)
 #   shim warn     lingering_close off, under a graceful policy, log level warn
 #   shim info     the same at the default level (info: JSON lines to a file)
-# Throughput: wrk -t2 -c32 for 2 s per run, the four alternating, median of 3 rounds. CPU per
+# Throughput: wrk -t2 -c32 for 2 s per run, the four side by side in 5 rounds (the order turning),
+# the medians of the rounds and of the ratios taken within each round. CPU per
 # request: nginx's processes (master and worker, all threads), utime + stime from /proc/PID/stat
 # over the run, divided by wrk's request count. System calls per request: strace -f -c around
 # nginx serving ab -n 2000 -c 4, less the same start and stop without requests.
@@ -107,35 +108,41 @@ median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 calc() { awk "BEGIN {print $1}"; }
 
 configs=(bare native warn info)
+ROUNDS=5
 declare -A rps cpu
-m_rps=()
-m_cpu=()
 calls=()
 hz=$(getconf CLK_TCK)
-for round in 1 2 3; do
-	for cfg in "${configs[@]}"; do
+# Rounds of the four side by side, the order turning each round; a ratio is taken within its round
+# (this machine's speed drifts between rounds) and the median of the rounds' ratios is printed.
+for round in $(seq 0 $((ROUNDS - 1))); do
+	for k in 0 1 2 3; do
+		cfg=${configs[$(((round + k) % 4))]}
 		start "$cfg" || exit 1
 		c0=$(cpu_ticks)
 		out=$(wrk -t2 -c32 -d2s -H 'Connection: close' "http://127.0.0.1:$port/index.html" 2>&1)
 		c1=$(cpu_ticks)
 		stop
 		reqs=$(printf '%s\n' "$out" | awk '/requests in/ {print $1}')
-		r=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {print $2}')
-		rps[$cfg]+="$r "
-		cpu[$cfg]+="$(awk -v t=$((c1 - c0)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}') "
+		rps[$cfg,$round]=$(printf '%s\n' "$out" | awk '/Requests\/sec/ {print $2}')
+		cpu[$cfg,$round]=$(awk -v t=$((c1 - c0)) -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
 	done
 done
-for cfg in "${configs[@]}"; do
-	m_rps[${#m_rps[@]}]=$(printf '%s\n' ${rps[$cfg]} | median)
-	m_cpu[${#m_cpu[@]}]=$(printf '%s\n' ${cpu[$cfg]} | median)
-done
-printf 'nginx Connection: close (wrk -t2 -c32, median of 3): bare %.0f req/s, native lingering %.0f (%.3fx bare), graceful warn %.0f (%.3fx bare, %.3fx native), graceful info %.0f (%.3fx bare, %.3fx native)\n' \
-	"${m_rps[0]}" "${m_rps[1]}" "$(calc "${m_rps[1]} / ${m_rps[0]}")" \
-	"${m_rps[2]}" "$(calc "${m_rps[2]} / ${m_rps[0]}")" "$(calc "${m_rps[2]} / ${m_rps[1]}")" \
-	"${m_rps[3]}" "$(calc "${m_rps[3]} / ${m_rps[0]}")" "$(calc "${m_rps[3]} / ${m_rps[1]}")"
-printf 'nginx CPU per request (master + worker): bare %.1f us, native lingering %.1f us (%.2fx), graceful warn %.1f us (%.2fx), graceful info %.1f us (%.2fx)\n' \
-	"${m_cpu[0]}" "${m_cpu[1]}" "$(calc "${m_cpu[1]} / ${m_cpu[0]}")" \
-	"${m_cpu[2]}" "$(calc "${m_cpu[2]} / ${m_cpu[0]}")" "${m_cpu[3]}" "$(calc "${m_cpu[3]} / ${m_cpu[0]}")"
+# med KIND CFG [BASE]: the median over rounds of KIND (rps or cpu) of CFG, or of its ratio to BASE
+med() {
+	local -n arr=$1
+	local r
+	for r in $(seq 0 $((ROUNDS - 1))); do
+		if [ -n "${3:-}" ]; then calc "${arr[$2,$r]} / ${arr[$3,$r]}"; else echo "${arr[$2,$r]}"; fi
+	done | median
+}
+printf 'nginx Connection: close (wrk -t2 -c32, medians of %d rounds): bare %.0f req/s, native lingering %.0f (%.3fx bare), graceful warn %.0f (%.3fx bare, %.3fx native), graceful info %.0f (%.3fx bare, %.3fx native)\n' \
+	"$ROUNDS" "$(med rps bare)" "$(med rps native)" "$(med rps native bare)" \
+	"$(med rps warn)" "$(med rps warn bare)" "$(med rps warn native)" \
+	"$(med rps info)" "$(med rps info bare)" "$(med rps info native)"
+printf 'nginx CPU per request (master + worker): bare %.1f us, native lingering %.1f us (%.2fx), graceful warn %.1f us (%.2fx bare, %.2fx native), graceful info %.1f us (%.2fx bare, %.2fx native)\n' \
+	"$(med cpu bare)" "$(med cpu native)" "$(med cpu native bare)" \
+	"$(med cpu warn)" "$(med cpu warn bare)" "$(med cpu warn native)" \
+	"$(med cpu info)" "$(med cpu info bare)" "$(med cpu info native)"
 
 if ! command -v strace >/dev/null; then
 	echo "nginx: system calls not counted: strace is not installed"

@@ -74,16 +74,24 @@ unsigned char *cp_polcache_build(const char *text, size_t text_len, const struct
 }
 
 /* The cache file's name: one per policy path (a file edited in place or renamed over has one
- * cache, rewritten, not one per version); the path's FNV-1a in hexadecimal, which the counters
- * readers pass over (their names are process ids). */
+ * cache, rewritten, not one per version): "policy-" and the path's FNV-1a in hexadecimal, which
+ * the counters readers pass over (their names are process ids). Formatted by hand: the first
+ * snprintf of a process costs it more than reading the cache does. */
 static int cache_name(char *buf, size_t size, const char *path, bool create)
 {
-	char dir[400];
-	if (cp_rundir(dir, sizeof dir, create) < 0)
+	static const char prefix[] = "/policy-", hex[] = "0123456789abcdef";
+	if (cp_rundir(buf, size, create) < 0)
 		return -1;
+	size_t len = strlen(buf);
+	if (len + sizeof prefix - 1 + 16 + 1 > size)
+		return -1;
+	memcpy(buf + len, prefix, sizeof prefix - 1);
+	len += sizeof prefix - 1;
 	uint64_t h = cp_pack_checksum((const unsigned char *)path, strlen(path));
-	int n = snprintf(buf, size, "%s/policy-%016llx", dir, (unsigned long long)h);
-	return n > 0 && (size_t)n < size ? 0 : -1;
+	for (int i = 15; i >= 0; i--, h >>= 4)
+		buf[len + (size_t)i] = hex[h & 15];
+	buf[len + 16] = '\0';
+	return 0;
 }
 
 /* One read: of a regular file, fewer bytes than asked means its end. */

@@ -176,8 +176,10 @@ static void init_once(void)
 	const char *file = secure_getenv("CLOSEPOLICY_FILE");
 	struct cp_diag *diag = NULL;
 	struct cp_policy *loaded = NULL;
+	bool cached = false;
 	if (file != NULL && *file != '\0') {
 		loaded = cp_polcache_get(file); /* libyaml and the parse, only for a file new here */
+		cached = loaded != NULL;
 		if (loaded == NULL && (diag = calloc(1, sizeof *diag)) != NULL) /* about 10 KiB: not on a wrapper's stack */
 			loaded = cp_polcache_load(file, diag);
 		if (loaded != NULL)
@@ -208,7 +210,7 @@ static void init_once(void)
 				cp_event_policy_error(file, "the policy was rejected");
 		}
 	} else if (loaded != NULL) {
-		cp_event_policy_loaded(policy, cp_cfg.dry_run);
+		cp_event_policy_loaded(policy, cp_cfg.dry_run, cached);
 	}
 	free(diag);
 	cp_yaml_unload();

@@ -2,7 +2,9 @@
 #include "shim/polcache.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,46 +32,58 @@ static void put32(unsigned char *at, uint32_t v)
 		at[i] = (unsigned char)(v >> (8 * i));
 }
 
-/* The header's lengths, when it is one of this format: the text's, and the file's in all. */
-static int header(const unsigned char *file, size_t len, size_t *text_len, size_t *total)
+/* The cache file's parts, when its header is one of this format. */
+struct parts {
+	size_t path_len, text_len, pack_len, total;
+};
+
+static int header(const unsigned char *file, size_t len, struct parts *p)
 {
 	if (len < CP_CACHE_HEADER || memcmp(file, CP_CACHE_MAGIC, 8) != 0 ||
 	    get32(file + 8) != CP_CACHE_FORMAT)
 		return -1;
-	uint32_t text = get32(file + 12), pack = get32(file + 16);
-	if (text > TEXT_MAX || pack > PACK_MAX)
+	p->path_len = get32(file + 12);
+	p->text_len = get32(file + 16);
+	p->pack_len = get32(file + 20);
+	if (p->path_len > PATH_MAX || p->text_len > TEXT_MAX || p->pack_len > PACK_MAX)
 		return -1;
-	*text_len = text;
-	*total = CP_CACHE_HEADER + (size_t)text + pack;
+	p->total = CP_CACHE_HEADER + p->path_len + p->text_len + p->pack_len;
 	return 0;
 }
 
-struct cp_policy *cp_polcache_parse(const unsigned char *file, size_t len, const char *text,
-				    size_t text_len, const char *source)
+struct cp_policy *cp_polcache_parse(const unsigned char *file, size_t len, const char *path,
+				    const char *text, size_t text_len)
 {
-	size_t cached_len, total;
-	if (header(file, len, &cached_len, &total) < 0 || total != len || cached_len != text_len ||
-	    memcmp(file + CP_CACHE_HEADER, text, text_len) != 0)
+	struct parts p;
+	const unsigned char *at = file + CP_CACHE_HEADER;
+	if (header(file, len, &p) < 0 || p.total != len || p.path_len != strlen(path) ||
+	    memcmp(at, path, p.path_len) != 0 || p.text_len != text_len ||
+	    memcmp(at + p.path_len, text, text_len) != 0)
 		return NULL;
-	return cp_policy_unpack(file + CP_CACHE_HEADER + text_len, len - CP_CACHE_HEADER - text_len, source);
+	at += p.path_len + p.text_len;
+	return cp_policy_unpack(at, p.pack_len, path);
 }
 
-unsigned char *cp_polcache_build(const char *text, size_t text_len, const struct cp_policy *p,
-				 size_t *len)
+unsigned char *cp_polcache_build(const char *path, const char *text, size_t text_len,
+				 const struct cp_policy *policy, size_t *len)
 {
-	size_t pack = cp_policy_pack(p, NULL, 0);
-	if (pack == 0 || pack > PACK_MAX || text_len > TEXT_MAX)
+	size_t path_len = strlen(path), pack = cp_policy_pack(policy, NULL, 0);
+	if (pack == 0 || pack > PACK_MAX || text_len > TEXT_MAX || path_len > PATH_MAX)
 		return NULL;
-	unsigned char *file = malloc(CP_CACHE_HEADER + text_len + pack);
+	size_t total = CP_CACHE_HEADER + path_len + text_len + pack;
+	unsigned char *file = malloc(total);
 	if (file == NULL)
 		return NULL;
 	memcpy(file, CP_CACHE_MAGIC, 8);
 	put32(file + 8, CP_CACHE_FORMAT);
-	put32(file + 12, (uint32_t)text_len);
-	put32(file + 16, (uint32_t)pack);
-	memcpy(file + CP_CACHE_HEADER, text, text_len);
-	cp_policy_pack(p, file + CP_CACHE_HEADER + text_len, pack);
-	*len = CP_CACHE_HEADER + text_len + pack;
+	put32(file + 12, (uint32_t)path_len);
+	put32(file + 16, (uint32_t)text_len);
+	put32(file + 20, (uint32_t)pack);
+	unsigned char *at = file + CP_CACHE_HEADER;
+	memcpy(at, path, path_len);
+	memcpy(at + path_len, text, text_len);
+	cp_policy_pack(policy, at + path_len + text_len, pack);
+	*len = total;
 	return file;
 }
 
@@ -118,21 +132,19 @@ static bool read_rest(int fd, unsigned char *buf, size_t n)
 }
 
 /* The cache file whole, or NULL. */
-static unsigned char *read_cache(const char *name, size_t *len)
+static unsigned char *read_cache(const char *name, struct parts *p)
 {
 	int fd = open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return NULL;
-	size_t text_len, total;
 	unsigned char *file = malloc(FIRST_READ);
 	ssize_t got = file ? read_once(fd, file, FIRST_READ) : -1;
-	if (got < 0 || header(file, (size_t)got, &text_len, &total) < 0 ||
-	    (total <= FIRST_READ && (size_t)got != total)) {
+	if (got < 0 || header(file, (size_t)got, p) < 0 || (p->total <= FIRST_READ && (size_t)got != p->total)) {
 		free(file);
 		file = NULL;
-	} else if (total > FIRST_READ) {
-		unsigned char *more = realloc(file, total);
-		if (more == NULL || !read_rest(fd, more + FIRST_READ, total - FIRST_READ)) {
+	} else if (p->total > FIRST_READ) {
+		unsigned char *more = realloc(file, p->total);
+		if (more == NULL || !read_rest(fd, more + FIRST_READ, p->total - FIRST_READ)) {
 			free(more ? more : file);
 			file = NULL;
 		} else {
@@ -140,7 +152,6 @@ static unsigned char *read_cache(const char *name, size_t *len)
 		}
 	}
 	cp_real_close(fd);
-	*len = total;
 	return file;
 }
 
@@ -166,16 +177,53 @@ static char *read_text(const char *path, size_t len)
 struct cp_policy *cp_polcache_get(const char *path)
 {
 	char name[512];
-	size_t len;
+	struct parts parts;
 	unsigned char *file;
-	if (cache_name(name, sizeof name, path, false) < 0 || (file = read_cache(name, &len)) == NULL)
+	if (cache_name(name, sizeof name, path, false) < 0 || (file = read_cache(name, &parts)) == NULL)
 		return NULL;
-	size_t text_len = get32(file + 12);
-	char *text = read_text(path, text_len);
-	struct cp_policy *p = text ? cp_polcache_parse(file, len, text, text_len, path) : NULL;
+	char *text = read_text(path, parts.text_len);
+	struct cp_policy *p = text ? cp_polcache_parse(file, parts.total, path, text, parts.text_len) : NULL;
 	free(text);
 	free(file);
 	return p;
+}
+
+/* The caches of policy files that are gone (a test suite's temporary policies, a policy moved
+ * away), removed by the next process that writes one: the directory keeps one file per policy
+ * in use. Absolute paths only (a relative one is another process's working directory's). */
+static void sweep(const char *name)
+{
+	char dir[512];
+	const char *slash = strrchr(name, '/');
+	size_t dir_len = slash ? (size_t)(slash - name) : 0;
+	if (dir_len == 0 || dir_len >= sizeof dir)
+		return;
+	memcpy(dir, name, dir_len);
+	dir[dir_len] = '\0';
+	size_t cap = CP_CACHE_HEADER + PATH_MAX + 1;
+	unsigned char *head = malloc(cap);
+	DIR *d = head ? opendir(dir) : NULL;
+	for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
+		if (strncmp(e->d_name, "policy-", 7) != 0 || strlen(e->d_name) != 7 + 16)
+			continue;
+		int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		ssize_t got = read_once(fd, head, cap - 1);
+		cp_real_close(fd);
+		struct parts p;
+		if (got < CP_CACHE_HEADER || header(head, (size_t)got, &p) < 0 || p.path_len == 0 ||
+		    (size_t)got < CP_CACHE_HEADER + p.path_len || head[CP_CACHE_HEADER] != '/')
+			continue;
+		char *path = (char *)head + CP_CACHE_HEADER;
+		path[p.path_len] = '\0';
+		struct stat st;
+		if (strlen(path) == p.path_len && stat(path, &st) < 0 && errno == ENOENT)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(head);
 }
 
 /* Written whole under a name of this process's, then renamed: a reader finds the old file,
@@ -201,6 +249,8 @@ static void store(const char *path, const unsigned char *file, size_t len)
 	}
 	if (cp_real_close(fd) < 0 || done < len || rename(tmp, name) < 0)
 		unlink(tmp);
+	else
+		sweep(name);
 }
 
 struct cp_policy *cp_polcache_load(const char *path, struct cp_diag *diag)
@@ -210,7 +260,7 @@ struct cp_policy *cp_polcache_load(const char *path, struct cp_diag *diag)
 	if (cp_policy_read_file(path, diag, &text, &text_len) < 0)
 		return NULL;
 	struct cp_policy *p = cp_policy_load_string(text, text_len, path, diag);
-	unsigned char *file = p ? cp_polcache_build(text, text_len, p, &len) : NULL;
+	unsigned char *file = p ? cp_polcache_build(path, text, text_len, p, &len) : NULL;
 	if (file != NULL)
 		store(path, file, len);
 	free(file);

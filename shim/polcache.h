@@ -14,10 +14,10 @@
 
 #include "policy/policy.h"
 
-/* "CPCACHE\n", the format, the length of the policy text and of its packing (pack.h), each 4
- * bytes little-endian; then the text, then the packing. */
+/* "CPCACHE\n", the format, the lengths of the policy file's path, of its text and of the
+ * text's packing (pack.h), each 4 bytes little-endian; then the path, the text, the packing. */
 #define CP_CACHE_MAGIC "CPCACHE\n"
-#define CP_CACHE_HEADER 20
+#define CP_CACHE_HEADER 24
 #define CP_CACHE_FORMAT 1
 
 /* The policy of the file at path from its cache, or NULL (not cached, or not from these bytes). */
@@ -26,12 +26,13 @@ struct cp_policy *cp_polcache_get(const char *path);
  * policy, leave it in the cache for the next processes. */
 struct cp_policy *cp_polcache_load(const char *path, struct cp_diag *diag);
 
-/* The policy a cache file's bytes hold when they were made from text, named source; NULL for
- * anything else. Pure (the fuzzer's entry). */
-struct cp_policy *cp_polcache_parse(const unsigned char *file, size_t len, const char *text,
-				    size_t text_len, const char *source);
-/* The cache file's bytes for text and its policy (malloc'ed, *len set), or NULL. Pure. */
-unsigned char *cp_polcache_build(const char *text, size_t text_len, const struct cp_policy *p,
-				 size_t *len);
+/* The policy a cache file's bytes hold when they were made from the file at path holding text;
+ * NULL for anything else. Pure (the fuzzer's entry). */
+struct cp_policy *cp_polcache_parse(const unsigned char *file, size_t len, const char *path,
+				    const char *text, size_t text_len);
+/* The cache file's bytes for the file at path, its text and its policy (malloc'ed, *len set),
+ * or NULL. Pure. */
+unsigned char *cp_polcache_build(const char *path, const char *text, size_t text_len,
+				 const struct cp_policy *policy, size_t *len);
 
 #endif

@@ -200,11 +200,12 @@ static void sweep(const char *name)
 		return;
 	memcpy(dir, name, dir_len);
 	dir[dir_len] = '\0';
+	const char *own = slash + 1; /* just written: its policy file exists */
 	size_t cap = CP_CACHE_HEADER + PATH_MAX + 1;
 	unsigned char *head = malloc(cap);
 	DIR *d = head ? opendir(dir) : NULL;
 	for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;) {
-		if (strncmp(e->d_name, "policy-", 7) != 0 || strlen(e->d_name) != 7 + 16)
+		if (strncmp(e->d_name, "policy-", 7) != 0 || strlen(e->d_name) != 7 + 16 || strcmp(e->d_name, own) == 0)
 			continue;
 		int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd < 0)

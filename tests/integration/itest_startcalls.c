@@ -1,9 +1,11 @@
 /* What the policy costs a process that never makes a connection, in system calls (strace, which
  * counts the same on any machine): /bin/true preloaded under a policy file whose compiled
- * policy is cached makes at most 12 calls more than under no policy at all — the run
- * directory's check, the cache's open, read and close, the policy file's open, fstat, read and
- * close (the cache counts only for the very bytes it was made from), and the heap's first use —
- * and never loads libyaml. The first process, which parses, loads it, and writes the cache.
+ * policy is cached makes at most 9 calls more than under no policy at all — the run directory's
+ * check (geteuid, lstat), the cache's open, read and close, the policy file's open, fstat, read
+ * and close (the cache counts only for the very bytes it was made from) — besides the C
+ * library's heap starting (brk, getrandom, mmap: what any program that allocates pays itself,
+ * and whose count differs between C library versions), and never loads libyaml. The first
+ * process, which parses, loads it, and writes the cache.
  * Plain build only (make check): a sanitizer's runtime makes calls of its own. */
 #include "harness.h"
 
@@ -14,12 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CACHED_BUDGET 12
+#define CACHED_BUDGET 9
 
 static char dir[] = "/tmp/cp-itest-startcalls-XXXXXX";
 
 /* /bin/true under strace with the object preloaded (policy NULL: no policy file); the trace's
- * calls, and whether it opened libyaml. */
+ * calls but the heap's, and whether it opened libyaml. */
 static int calls(const char *policy, bool *opened_libyaml)
 {
 	char trace[PATH_MAX], pre[PATH_MAX + 16], polenv[PATH_MAX + 32], runenv[PATH_MAX + 32], out[64];
@@ -39,7 +41,8 @@ static int calls(const char *policy, bool *opened_libyaml)
 	int n = 0;
 	*opened_libyaml = false;
 	while (fgets(line, sizeof line, f) != NULL) {
-		if (strncmp(line, "+++", 3) == 0 || strncmp(line, "---", 3) == 0)
+		if (strncmp(line, "+++", 3) == 0 || strncmp(line, "---", 3) == 0 || strncmp(line, "brk(", 4) == 0 ||
+		    strncmp(line, "getrandom(", 10) == 0 || strncmp(line, "mmap(", 5) == 0)
 			continue;
 		n++;
 		if (strstr(line, "libyaml") != NULL)
@@ -66,7 +69,7 @@ static void test_cached_policy_calls(void **state)
 	assert_true(yaml); /* parsed: the cache was not there yet */
 	int cached = calls(policy, &yaml);
 	assert_false(yaml);
-	print_message("start-up calls of /bin/true: no policy %d, policy parsed (cache written) %d, policy cached %d\n",
+	print_message("start-up calls of /bin/true but the heap's: no policy %d, policy parsed (cache written) %d, policy cached %d\n",
 		      none, first, cached);
 	assert_true(cached <= none + CACHED_BUDGET);
 	assert_true(cached < first);

@@ -134,10 +134,11 @@ unit: $(UNIT_BIN) $(CMD)
 # does too, lives in itest_run for that reason).
 TSAN_SKIP := itest_run itest_exec_fds itest_run_warnings itest_sigpipe_system itest_ownfd \
 	     itest_nothread itest_quiet
-# Page faults and system calls counted against the bare program (itest_forkcost, itest_syscalls)
+# Page faults and system calls counted against the bare program (itest_forkcost, itest_syscalls,
+# itest_startcalls)
 # are the plain build's: a sanitizer's runtime adds its own (shadow memory, interceptors, its
 # threads' calls).
-PLAIN_ONLY := itest_forkcost itest_syscalls
+PLAIN_ONLY := itest_forkcost itest_syscalls itest_startcalls
 ifeq ($(SAN),thread)
 ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP) $(PLAIN_ONLY)),$(ITEST_BIN))
 else ifeq ($(SAN),1)
@@ -240,15 +241,24 @@ build-fuzz/fuzz_policy: tests/fuzz/fuzz_policy.c $(POLICY_SRC) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(YAML_CFLAGS) -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $^ $(YAML_LIBS)
-# the counters-file reader of stat and top, against hostile files (half the time of a run)
+# the counters-file reader of stat and top, against hostile files (half the time of a run; so
+# does the cache reader below)
 build-fuzz/fuzz_counters: tests/fuzz/fuzz_counters.c cli/ctrfile.c cli/stat.c shim/rundir.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $^
+# the policy cache's reader (shim/polcache.c, policy/pack.c), against hostile cache files
+build-fuzz/fuzz_cache: tests/fuzz/fuzz_cache.c $(POLICY_SRC) shim/polcache.c shim/rundir.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(YAML_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $^ $(YAML_LIBS)
 .PHONY: fuzz
-fuzz: build-fuzz/fuzz_policy build-fuzz/fuzz_counters
+fuzz: build-fuzz/fuzz_policy build-fuzz/fuzz_counters build-fuzz/fuzz_cache
 	@mkdir -p build-fuzz/corpus build-fuzz/corpus-counters
 	build-fuzz/fuzz_policy -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -artifact_prefix=build-fuzz/ \
 		-dict=tests/fuzz/policy.dict -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus
 	build-fuzz/fuzz_counters -max_total_time=$$(( ($(FUZZ_SECONDS) + 1) / 2 )) -timeout=5 -rss_limit_mb=2048 \
 		-artifact_prefix=build-fuzz/counters- -print_final_stats=1 build-fuzz/corpus-counters
+	@mkdir -p build-fuzz/corpus-cache
+	build-fuzz/fuzz_cache -max_total_time=$$(( ($(FUZZ_SECONDS) + 1) / 2 )) -timeout=5 -rss_limit_mb=2048 \
+		-artifact_prefix=build-fuzz/cache- -print_final_stats=1 build-fuzz/corpus-cache tests/fuzz/corpus-cache

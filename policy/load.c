@@ -217,25 +217,25 @@ static bool same_file_state(const struct stat *a, const struct stat *b)
  * a FIFO must not hang the program that loads its policy. A file rewritten in place while it is
  * read could give the parser half of it, which may well parse (the first rules only): the
  * bytes count only when a second reading finds the same and fstat saw no change meanwhile. */
-struct cp_policy *cp_policy_load_file(const char *path, struct cp_diag *diag)
+int cp_policy_read_file(const char *path, struct cp_diag *diag, char **text, size_t *text_len)
 {
 	struct stat before, after;
 	cp_diag_reset(diag, path);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		cp_diag_add(diag, 0, 0, "cannot open policy: %s", strerror(errno));
-		return NULL;
+		return -1;
 	}
 	if (fstat(fd, &before) != 0) {
 		cp_diag_add(diag, 0, 0, "cannot read policy: fstat: %s", strerror(errno));
 		close(fd);
-		return NULL;
+		return -1;
 	}
 	if (!S_ISREG(before.st_mode)) {
 		cp_diag_add(diag, 0, 0, "cannot read policy: %s", S_ISDIR(before.st_mode) ? "it is a directory"
 			    : "not a regular file (a FIFO, device or socket cannot hold a policy)");
 		close(fd);
-		return NULL;
+		return -1;
 	}
 	/* the size fstat gave, and a byte to see the end: not the limit's megabyte, which malloc
 	 * maps and unmaps in every process that loads a policy */
@@ -245,7 +245,7 @@ struct cp_policy *cp_policy_load_file(const char *path, struct cp_diag *diag)
 	if (buf == NULL) {
 		cp_diag_add(diag, 0, 0, "out of memory");
 		close(fd);
-		return NULL;
+		return -1;
 	}
 	ssize_t len = -1;
 	int stable = 0;
@@ -266,10 +266,23 @@ struct cp_policy *cp_policy_load_file(const char *path, struct cp_diag *diag)
 		cp_diag_add(diag, 0, 0, "cannot read policy: the file kept changing while it was read "
 			    "(%d attempts); write the new policy to another file and rename() it over "
 			    "this one", READ_ATTEMPTS);
-	struct cp_policy *p = NULL;
-	if (diag->count == 0)
-		p = cp_policy_load_string(buf, (size_t)len, path, diag);
-	free(buf);
+	if (diag->count > 0) {
+		free(buf);
+		return -1;
+	}
+	*text = buf;
+	*text_len = (size_t)len;
+	return 0;
+}
+
+struct cp_policy *cp_policy_load_file(const char *path, struct cp_diag *diag)
+{
+	char *text;
+	size_t len;
+	if (cp_policy_read_file(path, diag, &text, &len) < 0)
+		return NULL;
+	struct cp_policy *p = cp_policy_load_string(text, len, path, diag);
+	free(text);
 	return p;
 }
 

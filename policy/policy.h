@@ -104,6 +104,17 @@ struct cp_policy *cp_policy_load_file(const char *path, struct cp_diag *diag);
 struct cp_policy *cp_policy_load_string(const char *text, size_t len, const char *name,
 					struct cp_diag *diag);
 void cp_policy_free(struct cp_policy *policy);
+/* The file's bytes as the file loader takes them (read again until two readings agree): 0 and
+ * *text (malloc'ed, the caller frees it) and *len, or -1 and diag filled. */
+int cp_policy_read_file(const char *path, struct cp_diag *diag, char **text, size_t *len);
+
+/* The compiled policy as bytes (pack.c), so that a policy parsed once need not be parsed by
+ * every process. Pack: the length of the packing, written to buf only when size holds it (0 when
+ * it cannot be packed). Unpack: the policy, named source, or NULL when buf is anything but a
+ * packing of this format (truncated, torn, foreign, or a value the loader never gives). */
+#define CP_PACK_FORMAT 1
+size_t cp_policy_pack(const struct cp_policy *policy, unsigned char *buf, size_t size);
+struct cp_policy *cp_policy_unpack(const unsigned char *buf, size_t len, const char *source);
 
 /* The built-in policy used without CLOSEPOLICY_FILE: no rules, sigpipe log, stderr, text, info.
  * A static value: never freed, safe to use before any allocation works. */

@@ -17,7 +17,7 @@ static void sock_fields(struct cp_log_line *l, const struct cp_sock *s)
 	cp_log_addr(l, "peer", &s->facts.peer, s->facts.peer_port);
 }
 
-void cp_event_policy_loaded(const struct cp_policy *p, bool dry_run)
+void cp_event_policy_loaded(const struct cp_policy *p, bool dry_run, bool cached)
 {
 	cp_ctr_policy_loaded(p);
 	enum cp_log_level level = cp_quiet_load_level();
@@ -29,6 +29,7 @@ void cp_event_policy_loaded(const struct cp_policy *p, bool dry_run)
 	cp_log_str(&l, "file", p->source);
 	cp_log_uint(&l, "rules", p->n_rules);
 	cp_log_bool(&l, "dry_run", dry_run);
+	cp_log_bool(&l, "cached", cached);
 	cp_log_end(&l);
 }
 

@@ -10,7 +10,7 @@
 #include "shim/sock.h"
 #include "shim/sockinfo.h"
 
-void cp_event_policy_loaded(const struct cp_policy *p, bool dry_run);
+void cp_event_policy_loaded(const struct cp_policy *p, bool dry_run, bool cached);
 void cp_event_policy_error(const char *file, const char *message);
 
 /* The state of a socket at its close, gathered once and shared by close and risk events. */

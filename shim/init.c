@@ -20,6 +20,7 @@
 #include "shim/log.h"
 #include "shim/once.h"
 #include "shim/perproc.h"
+#include "shim/polcache.h"
 #include "shim/real.h"
 #include "shim/refs.h"
 #include "shim/sigdisp.h"
@@ -175,10 +176,12 @@ static void init_once(void)
 	const char *file = secure_getenv("CLOSEPOLICY_FILE");
 	struct cp_diag *diag = NULL;
 	struct cp_policy *loaded = NULL;
+	bool cached = false;
 	if (file != NULL && *file != '\0') {
-		diag = calloc(1, sizeof *diag); /* large (about 10 KiB): not on a wrapper's stack */
-		if (diag != NULL)
-			loaded = cp_policy_load_file(file, diag);
+		loaded = cp_polcache_get(file); /* libyaml and the parse, only for a file new here */
+		cached = loaded != NULL;
+		if (loaded == NULL && (diag = calloc(1, sizeof *diag)) != NULL) /* about 10 KiB: not on a wrapper's stack */
+			loaded = cp_polcache_load(file, diag);
 		if (loaded != NULL)
 			policy = loaded;
 	}
@@ -193,7 +196,7 @@ static void init_once(void)
 
 	if (file != NULL && *file != '\0' && loaded == NULL) {
 		/* one event per error; the program runs unchanged under the default policy */
-		if (diag == NULL) {
+		if (diag == NULL) { /* (a policy from the cache is never NULL) */
 			cp_event_policy_error(file, "out of memory loading the policy");
 		} else {
 			char msg[CP_DIAG_MSG + 300];
@@ -207,7 +210,7 @@ static void init_once(void)
 				cp_event_policy_error(file, "the policy was rejected");
 		}
 	} else if (loaded != NULL) {
-		cp_event_policy_loaded(policy, cp_cfg.dry_run);
+		cp_event_policy_loaded(policy, cp_cfg.dry_run, cached);
 	}
 	free(diag);
 	cp_yaml_unload();

@@ -36,7 +36,7 @@ bool cp_rundir_file(char *buf, size_t size, const char *dir, long n, const char 
 }
 
 /* A directory only its owner (the caller, or root) can write to. */
-static int check(const char *dir)
+static int check(const char *dir, uid_t uid)
 {
 	struct stat st;
 	if (lstat(dir, &st) < 0)
@@ -45,7 +45,7 @@ static int check(const char *dir)
 		errno = ENOTDIR;
 		return -1;
 	}
-	if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & 022) != 0) {
+	if ((st.st_uid != uid && st.st_uid != 0) || (st.st_mode & 022) != 0) {
 		errno = EPERM;
 		return -1;
 	}
@@ -57,6 +57,7 @@ int cp_rundir(char *buf, size_t size, bool create)
 	size_t len = 0;
 	const char *env = secure_getenv("CLOSEPOLICY_RUNDIR");
 	const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
+	uid_t uid = geteuid(); /* once: a system call, in every process that reads the policy cache */
 	bool ok;
 	if (env != NULL && env[0] == '/')
 		ok = append(buf, size, &len, env);
@@ -64,12 +65,12 @@ int cp_rundir(char *buf, size_t size, bool create)
 		ok = append(buf, size, &len, xdg) && append(buf, size, &len, "/closepolicy");
 	else
 		ok = append(buf, size, &len, "/dev/shm/closepolicy-") &&
-		     append_num(buf, size, &len, (unsigned long)geteuid());
+		     append_num(buf, size, &len, (unsigned long)uid);
 	if (!ok) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return -1;
-	return check(buf);
+	return check(buf, uid);
 }

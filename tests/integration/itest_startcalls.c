@@ -1,0 +1,103 @@
+/* What the policy costs a process that never makes a connection, in system calls (strace, which
+ * counts the same on any machine): /bin/true preloaded under a policy file whose compiled
+ * policy is cached makes at most 9 calls more than under no policy at all — the run directory's
+ * check (geteuid, lstat), the cache's open, read and close, the policy file's open, fstat, read
+ * and close (the cache counts only for the very bytes it was made from) — besides the C
+ * library's heap starting (brk, getrandom, mmap: what any program that allocates pays itself,
+ * and whose count differs between C library versions), and never loads libyaml. The first
+ * process, which parses, loads it, and writes the cache.
+ * Plain build only (make check): a sanitizer's runtime makes calls of its own. */
+#include "harness.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CACHED_BUDGET 9
+
+static char dir[] = "/tmp/cp-itest-startcalls-XXXXXX";
+
+/* /bin/true under strace with the object preloaded (policy NULL: no policy file); the trace's
+ * calls but the heap's, and whether it opened libyaml. */
+static int calls(const char *policy, bool *opened_libyaml)
+{
+	char trace[PATH_MAX], pre[PATH_MAX + 16], polenv[PATH_MAX + 32], runenv[PATH_MAX + 32], out[64];
+	snprintf(trace, sizeof trace, "%s/trace", dir);
+	snprintf(pre, sizeof pre, "LD_PRELOAD=%s", h_build_path("libclosepolicy.so"));
+	snprintf(polenv, sizeof polenv, "CLOSEPOLICY_FILE=%s", policy ? policy : "");
+	snprintf(runenv, sizeof runenv, "CLOSEPOLICY_RUNDIR=%s/run", dir);
+	/* strace runs bare (h_run clears the variables): they are the traced program's alone */
+	const char *argv[] = { "/usr/bin/strace", "-qq", "-o", trace, "-E", pre, "-E", polenv, "-E", runenv,
+			       "/bin/true", NULL };
+	int st = h_run(argv, NULL, out, sizeof out, 10000);
+	if (st != 0)
+		fail_msg("strace /bin/true: status %d (is strace installed?)", st);
+	FILE *f = fopen(trace, "r");
+	assert_non_null(f);
+	char line[4096];
+	int n = 0;
+	*opened_libyaml = false;
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (strncmp(line, "+++", 3) == 0 || strncmp(line, "---", 3) == 0 || strncmp(line, "brk(", 4) == 0 ||
+		    strncmp(line, "getrandom(", 10) == 0 || strncmp(line, "mmap(", 5) == 0)
+			continue;
+		n++;
+		if (strstr(line, "libyaml") != NULL)
+			*opened_libyaml = true;
+	}
+	fclose(f);
+	unlink(trace);
+	return n;
+}
+
+static void test_cached_policy_calls(void **state)
+{
+	(void)state;
+	char policy[PATH_MAX];
+	snprintf(policy, sizeof policy, "%s/policy.yaml", dir);
+	FILE *f = fopen(policy, "w");
+	assert_non_null(f);
+	fputs("version: 1\nlog: {level: warn}\nrules:\n  - {match: {role: server}, action: graceful}\n", f);
+	fclose(f);
+	bool yaml;
+	int none = calls(NULL, &yaml);
+	assert_false(yaml);
+	int first = calls(policy, &yaml);
+	assert_true(yaml); /* parsed: the cache was not there yet */
+	int cached = calls(policy, &yaml);
+	assert_false(yaml);
+	print_message("start-up calls of /bin/true but the heap's: no policy %d, policy parsed (cache written) %d, policy cached %d\n",
+		      none, first, cached);
+	assert_true(cached <= none + CACHED_BUDGET);
+	assert_true(cached < first);
+	unlink(policy);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	char run[PATH_MAX];
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(run, sizeof run, "%s/run", dir);
+	return mkdir(run, 0700);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cached_policy_calls),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

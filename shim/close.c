@@ -33,6 +33,7 @@ struct release {
 	bool real;
 	int ret, err;
 	struct cp_exit_set *exiting;
+	bool verified; /* the exit path found the number still the socket just now (one check) */
 };
 
 static void release_number(int fd, struct release *r)
@@ -326,15 +327,15 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 	int err = 0;
 	switch (c.dry_run ? CP_ACTION_PASSTHROUGH : c.action) {
 	case CP_ACTION_GRACEFUL: /* at exit (before, graceful() took the others) */
-		cp_exit_set_add(r->exiting, fd, s);
+		cp_exit_set_add(r->exiting, fd, s, r->verified);
 		return; /* the drain owns s from here */
 	case CP_ACTION_LINGER:
-		if (cp_sock_still_registered(fd, s))
+		if (r->verified || cp_sock_still_registered(fd, s))
 			err = cp_act_linger(fd, 1, r->exiting ? cp_exit_linger_s(r->exiting, rule->linger_s)
 							     : (int)rule->linger_s);
 		break;
 	case CP_ACTION_RESET:
-		if (cp_sock_still_registered(fd, s))
+		if (r->verified || cp_sock_still_registered(fd, s))
 			err = cp_act_linger(fd, 1, 0);
 		break;
 	case CP_ACTION_PASSTHROUGH:
@@ -378,6 +379,11 @@ void cp_close_at_exit(int fd, struct cp_exit_set *set)
 	struct cp_sock *s = cp_fd_get(fd);
 	if (s == NULL || s == CP_SOCK_SHIM)
 		return;
+	/* Another descriptor of this socket decided for it already (busybox's children exit with
+	 * the connection as stdin and stdout): this one changes nothing, and is not checked (a
+	 * system call). */
+	if (atomic_load_explicit(&s->exit_released, memory_order_relaxed))
+		return;
 	/* a socket no rule matched is only ever logged at debug level: checked only then */
 	bool matters = s->rule != NULL || cp_log_enabled(CP_LEVEL_DEBUG);
 	if (matters && !cp_sock_still_open_as(fd, s)) {
@@ -405,7 +411,7 @@ void cp_close_at_exit(int fd, struct cp_exit_set *set)
 	if (last == CP_HELD_ELSEWHERE) /* the kernel's close at exit, as without the shim */
 		log_held(fd, s, last, true);
 	if (last == CP_LAST || last == CP_GIVEN_AWAY)
-		close_socket(fd, s, last, &(struct release){ .real = true, .exiting = set });
+		close_socket(fd, s, last, &(struct release){ .real = true, .exiting = set, .verified = matters });
 }
 
 void cp_close_implicit(int fd)

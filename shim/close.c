@@ -25,6 +25,7 @@
 #include "shim/real.h"
 #include "shim/refs.h"
 #include "shim/sockinfo.h"
+#include "shim/errsave.h"
 
 /* The program's number goes: with close(), or not at all when the caller releases it.
  * At process exit (`exiting`), on_exit decides instead of action, and graceful closes join
@@ -365,7 +366,9 @@ CP_HOT int cp_close(int fd)
 	}
 	struct release r = { .real = true };
 	close_socket(fd, s, last, &r);
-	errno = r.ret < 0 ? r.err : saved;
+	int want = r.ret < 0 ? r.err : saved;
+	if (errno != want) /* errno's page: a forking server's parent wrote it after every fork */
+		errno = want;
 	return r.ret;
 }
 
@@ -423,7 +426,7 @@ void cp_close_implicit(int fd)
 		struct release r = { .real = false };
 		close_socket(fd, s, last, &r);
 	}
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 /* close_range: the policy's work for each followed socket in the range, then the real
@@ -480,5 +483,5 @@ void cp_closefrom(int lowfd)
 		lowfd = 0;
 	if (cp_close_range((unsigned)lowfd, ~0U, 0) < 0 && errno == ENOSYS)
 		cp_real_closefrom(lowfd); /* a kernel without close_range: glibc's fallback */
-	errno = saved;
+	cp_errno_restore(saved);
 }

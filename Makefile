@@ -80,7 +80,7 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 YAML_LIBDIR := $(shell $(PKG_CONFIG) --variable=libdir yaml-0.1 2>/dev/null)
 $(BUILD)/pic/shim/yamldl.o: ALL_CFLAGS += $(if $(YAML_LIBDIR),-DCP_YAML_LIBDIR='"$(YAML_LIBDIR)"')
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name -Wl,-z,noseparate-code $(LIB_DEFS) -o $@ $^ -ldl -lpthread
+	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name -Wl,-z,noseparate-code -Wl,-z,now $(LIB_DEFS) -o $@ $^ -ldl -lpthread
 # the command finds the counters files where the shim makes them (shim/rundir.c)
 $(CMD): $(CLI_OBJ) $(POLICY_OBJ) $(BUILD)/obj/shim/rundir.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)

@@ -25,6 +25,7 @@
 #include "shim/real.h"
 #include "shim/refs.h"
 #include "shim/sockinfo.h"
+#include "shim/errsave.h"
 
 /* The program's number goes: with close(), or not at all when the caller releases it.
  * At process exit (`exiting`), on_exit decides instead of action, and graceful closes join
@@ -33,6 +34,7 @@ struct release {
 	bool real;
 	int ret, err;
 	struct cp_exit_set *exiting;
+	bool verified; /* the exit path found the number still the socket just now (one check) */
 };
 
 static void release_number(int fd, struct release *r)
@@ -326,15 +328,15 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 	int err = 0;
 	switch (c.dry_run ? CP_ACTION_PASSTHROUGH : c.action) {
 	case CP_ACTION_GRACEFUL: /* at exit (before, graceful() took the others) */
-		cp_exit_set_add(r->exiting, fd, s);
+		cp_exit_set_add(r->exiting, fd, s, r->verified);
 		return; /* the drain owns s from here */
 	case CP_ACTION_LINGER:
-		if (cp_sock_still_registered(fd, s))
+		if (r->verified || cp_sock_still_registered(fd, s))
 			err = cp_act_linger(fd, 1, r->exiting ? cp_exit_linger_s(r->exiting, rule->linger_s)
 							     : (int)rule->linger_s);
 		break;
 	case CP_ACTION_RESET:
-		if (cp_sock_still_registered(fd, s))
+		if (r->verified || cp_sock_still_registered(fd, s))
 			err = cp_act_linger(fd, 1, 0);
 		break;
 	case CP_ACTION_PASSTHROUGH:
@@ -364,7 +366,9 @@ CP_HOT int cp_close(int fd)
 	}
 	struct release r = { .real = true };
 	close_socket(fd, s, last, &r);
-	errno = r.ret < 0 ? r.err : saved;
+	int want = r.ret < 0 ? r.err : saved;
+	if (errno != want) /* errno's page: a forking server's parent wrote it after every fork */
+		errno = want;
 	return r.ret;
 }
 
@@ -377,6 +381,11 @@ void cp_close_at_exit(int fd, struct cp_exit_set *set)
 {
 	struct cp_sock *s = cp_fd_get(fd);
 	if (s == NULL || s == CP_SOCK_SHIM)
+		return;
+	/* Another descriptor of this socket decided for it already (busybox's children exit with
+	 * the connection as stdin and stdout): this one changes nothing, and is not checked (a
+	 * system call). */
+	if (atomic_load_explicit(&s->exit_released, memory_order_relaxed))
 		return;
 	/* a socket no rule matched is only ever logged at debug level: checked only then */
 	bool matters = s->rule != NULL || cp_log_enabled(CP_LEVEL_DEBUG);
@@ -405,7 +414,7 @@ void cp_close_at_exit(int fd, struct cp_exit_set *set)
 	if (last == CP_HELD_ELSEWHERE) /* the kernel's close at exit, as without the shim */
 		log_held(fd, s, last, true);
 	if (last == CP_LAST || last == CP_GIVEN_AWAY)
-		close_socket(fd, s, last, &(struct release){ .real = true, .exiting = set });
+		close_socket(fd, s, last, &(struct release){ .real = true, .exiting = set, .verified = matters });
 }
 
 void cp_close_implicit(int fd)
@@ -417,7 +426,7 @@ void cp_close_implicit(int fd)
 		struct release r = { .real = false };
 		close_socket(fd, s, last, &r);
 	}
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 /* close_range: the policy's work for each followed socket in the range, then the real
@@ -474,5 +483,5 @@ void cp_closefrom(int lowfd)
 		lowfd = 0;
 	if (cp_close_range((unsigned)lowfd, ~0U, 0) < 0 && errno == ENOSYS)
 		cp_real_closefrom(lowfd); /* a kernel without close_range: glibc's fallback */
-	errno = saved;
+	cp_errno_restore(saved);
 }

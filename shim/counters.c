@@ -18,6 +18,7 @@
 #include "shim/real.h"
 #include "shim/reload.h"
 #include "shim/rundir.h"
+#include "shim/errsave.h"
 
 enum { NONE, MAKING, READY };
 
@@ -163,7 +164,7 @@ static struct cp_ctr_file *slow(void)
 			fold_early(f);
 			__atomic_store_n(&inherited, f, __ATOMIC_RELEASE);
 		}
-		errno = saved;
+		cp_errno_restore(saved);
 		return f ? f : &early;
 	}
 	/* a handler that interrupted the thread making the file: that thread adds these later */

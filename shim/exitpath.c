@@ -70,9 +70,9 @@ static void finish(struct cp_exit_set *set, size_t i, const char *outcome, int e
 	set->d[i] = set->d[--set->n];
 }
 
-void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s)
+void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s, bool verified)
 {
-	if (!cp_sock_still_registered(fd, s)) { /* another file has the number now: only close */
+	if (!verified && !cp_sock_still_registered(fd, s)) { /* another file has the number now: only close */
 		cp_real_close(fd);
 		cp_sock_release(s);
 		return;

@@ -10,9 +10,10 @@
 /* Run once; later calls (exit() reaching _exit) return at once. errno is preserved. */
 void cp_exit_run(void);
 
-/* Graceful closes at exit: drained by the exiting thread itself, side by side. */
+/* Graceful closes at exit: drained by the exiting thread itself, side by side. verified: the
+ * caller found fd still the socket registered (issue 11's check) and nothing ran since. */
 struct cp_exit_set;
-void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s);
+void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s, bool verified);
 /* A linger time that does not outlast exit_wait (seconds, at least 1 when time is left). */
 int cp_exit_linger_s(const struct cp_exit_set *set, uint32_t linger_s);
 

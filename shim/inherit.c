@@ -19,6 +19,7 @@
 #include "shim/shtable.h"
 #include "shim/sockinfo.h"
 #include "shim/track.h"
+#include "shim/errsave.h"
 
 #define VAR "CLOSEPOLICY_INHERITED"
 #define VAR_LEN (sizeof VAR - 1)
@@ -222,7 +223,7 @@ char *const *cp_handover_begin(struct cp_handover *h, char *const envp[], bool s
 	} else if (has_stale(envp)) {
 		out = rewrite_env(h, envp, "", "", &a);
 	}
-	errno = saved;
+	cp_errno_restore(saved);
 	return out;
 }
 
@@ -238,7 +239,7 @@ void cp_handover_end(struct cp_handover *h, bool ok)
 	h->map = NULL;
 	h->active = false;
 	cp_refs_resume();
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 /* ---- at start: adopting what was announced ---- */

@@ -17,6 +17,7 @@
 #include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/sigpipe.h"
+#include "shim/errsave.h"
 
 static struct {
 	enum cp_log_target target;
@@ -505,7 +506,7 @@ void cp_log_end(struct cp_log_line *l)
 {
 	int saved = errno;
 	if (!finish_line(l)) {
-		errno = saved;
+		cp_errno_restore(saved);
 		return;
 	}
 	int fd = atomic_load(&cfg.fd);
@@ -519,7 +520,7 @@ void cp_log_end(struct cp_log_line *l)
 	} else {
 		write_lines(l->buf, l->len);
 	}
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 void cp_log_batch_flush(struct cp_log_batch *b)
@@ -529,7 +530,7 @@ void cp_log_batch_flush(struct cp_log_batch *b)
 	int saved = errno;
 	write_lines(b->buf, b->len);
 	b->len = 0;
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 void cp_log_end_into(struct cp_log_line *l, struct cp_log_batch *b)

@@ -8,6 +8,7 @@
 
 #include "shim/fdtable.h"
 #include "shim/real.h"
+#include "shim/errsave.h"
 
 static atomic_int base; /* 0 = not computed yet */
 
@@ -66,5 +67,5 @@ void cp_ownfd_close(int fd)
 		cp_real_close(fd);
 	else if (s != NULL)
 		cp_fd_put(fd, s, &s);
-	errno = saved;
+	cp_errno_restore(saved);
 }

@@ -11,6 +11,7 @@
 #include "shim/config.h"
 #include "shim/counters.h"
 #include "shim/log.h"
+#include "shim/errsave.h"
 
 enum cp_log_level cp_quiet_load_level(void)
 {
@@ -113,6 +114,6 @@ bool cp_quiet_admit(const char *event)
 		__atomic_fetch_add(&w->dropped, 1, __ATOMIC_RELAXED);
 		cp_ctr_log_line(false);
 	}
-	errno = saved;
+	cp_errno_restore(saved);
 	return ok;
 }

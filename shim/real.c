@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/sendfile.h>
@@ -33,61 +34,41 @@ CP_HOT CP_UNINSTRUMENTED static void *resolve(_Atomic(void *) *cell, const char 
 
 /* One struct, page-aligned, in the hot data section (hot.h): the first page holds these and
  * the descriptor table's first entries. */
+#define REAL_SYMBOLS(X) X(close) X(shutdown) X(socket) X(accept) X(accept4) X(connect) X(dup) \
+	X(dup2) X(dup3) X(fcntl) X(fcntl64) X(close_range) X(closefrom) X(epoll_ctl) X(setsockopt) \
+	X(_exit) X(fork) X(execve) X(execvpe) X(fexecve) X(execveat) X(posix_spawn) X(posix_spawnp) \
+	X(send) X(sendto) X(sendmsg) X(sendmmsg) X(write) X(writev) X(sendfile) X(sendfile64) \
+	X(splice) X(sigaction) X(recvmsg) X(recvmmsg) X(syscall)
 #define SLOT(name) _Atomic(void *) name;
 static struct {
-	SLOT(close)
-	SLOT(shutdown)
-	SLOT(socket)
-	SLOT(accept)
-	SLOT(accept4)
-	SLOT(connect)
-	SLOT(dup)
-	SLOT(dup2)
-	SLOT(dup3)
-	SLOT(fcntl)
-	SLOT(fcntl64)
-	SLOT(close_range)
-	SLOT(closefrom)
-	SLOT(epoll_ctl)
-	SLOT(setsockopt)
-	SLOT(_exit)
-	SLOT(fork)
-	SLOT(execve)
-	SLOT(execvpe)
-	SLOT(fexecve)
-	SLOT(execveat)
-	SLOT(posix_spawn)
-	SLOT(posix_spawnp)
-	SLOT(send)
-	SLOT(sendto)
-	SLOT(sendmsg)
-	SLOT(sendmmsg)
-	SLOT(write)
-	SLOT(writev)
-	SLOT(sendfile)
-	SLOT(sendfile64)
-	SLOT(splice)
-	SLOT(sigaction)
-	SLOT(recvmsg)
-	SLOT(recvmmsg)
-	SLOT(syscall)
+	REAL_SYMBOLS(SLOT)
 } slot CP_HOT_DATA(0) __attribute__((aligned(4096)));
 #undef SLOT
 /* The fallbacks below never go through the shim's exported syscall() (rawsys.c), which would
  * call their wrapper again. */
 #define syscall cp_real_syscall
 
-/* A child resolving a function for itself runs the dynamic linker's look-up in every page it
- * touches, copying the slot's page too: the parent resolves, before its first fork, what a
- * child most often calls before it execs or exits. Once per process. */
+/* A child resolving a function for itself runs the dynamic linker's look-up over the hash
+ * tables of every object, a page fault on each page it reads and one on the slot's page: the
+ * parent resolves every slot before its first fork, so that no child of its ever does (busybox
+ * httpd's children call shutdown and sendfile, which the parent never does). Once per process,
+ * never from a signal handler (dlsym is not async-signal-safe; a fork from a handler finds them
+ * resolved by the fork before it, or resolves them as a first call would). */
+#define SLOT_NAME(name) #name,
+static const char *const slot_names[] = { REAL_SYMBOLS(SLOT_NAME) };
+#undef SLOT_NAME
+
 void cp_real_resolve_for_child(void)
 {
-	if (atomic_load_explicit(&slot._exit, memory_order_relaxed) != NULL)
+	static atomic_bool done;
+	if (atomic_load_explicit(&done, memory_order_relaxed))
 		return;
-	(void)REAL(close, void *);
-	(void)REAL(dup2, void *);
-	(void)REAL(execve, void *);
-	(void)REAL(_exit, void *); /* last: the sign that all are done */
+	_Atomic(void *) *cells = (_Atomic(void *) *)&slot;
+	_Static_assert(sizeof slot == sizeof slot_names / sizeof slot_names[0] * sizeof(void *),
+		       "one name per slot");
+	for (size_t i = 0; i < sizeof slot_names / sizeof slot_names[0]; i++)
+		(void)resolve(&cells[i], slot_names[i]);
+	atomic_store_explicit(&done, true, memory_order_relaxed);
 }
 
 CP_HOT int cp_real_close(int fd)

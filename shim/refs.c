@@ -13,10 +13,12 @@
 
 #include "shim/config.h"
 #include "shim/fdtable.h"
+#include "shim/hot.h"
 #include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/shtable.h"
 #include "shim/sockinfo.h"
+#include "shim/errsave.h"
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
@@ -29,6 +31,12 @@ static bool tracking = true;
 #define G cp_perproc
 static TLS unsigned depth;    /* nesting in this thread (a signal handler inside a close) */
 static TLS bool counted_in;   /* this thread's outermost enter is one of G.readers */
+/* The nesting while the process has one thread (the C library's flag, which never comes back
+ * once cleared, and no thread is started inside the gate): on the page of the descriptor
+ * table's first entries, which a close writes anyway, not on the thread's TLS page, which a
+ * forking server's parent would copy at its close after every fork. Inherited by a child forked
+ * from a handler inside the gate, as the thread's own would be. */
+static unsigned st_depth CP_HOT_DATA(00);
 /* Passes that mark sockets (ref_epoch). Not on the per-process page: a forked child inherits
  * marked objects, and its own passes must never reuse their numbers. */
 static atomic_uint epoch;
@@ -51,14 +59,15 @@ static void futex_wake_all(atomic_int *w)
 
 void cp_refs_gate_enter(void)
 {
-	if (depth++ > 0)
-		return;
 	/* Alone, this thread cannot be racing a fork: only a fork from its own signal handler could
-	 * come, and that one knows it interrupted this thread (depth) */
+	 * come, and that one knows it interrupted this thread (st_depth; counted_in stays false, as
+	 * it has been since the process started: it is set only with other threads) */
 	if (cp_single_threaded()) {
-		counted_in = false;
+		st_depth++;
 		return;
 	}
+	if (depth++ > 0)
+		return;
 	for (;;) {
 		atomic_fetch_add(&G.readers, 1);
 		if (atomic_load(&G.held_off) == 0) {
@@ -78,6 +87,10 @@ void cp_refs_gate_enter(void)
 
 void cp_refs_gate_leave(void)
 {
+	if (cp_single_threaded()) {
+		st_depth--;
+		return;
+	}
 	if (--depth > 0 || !counted_in)
 		return;
 	atomic_fetch_sub(&G.readers, 1);
@@ -216,24 +229,37 @@ static bool first_sight(struct cp_sock *s, unsigned *e)
  * this list, without reading 200 objects (a cache miss each, on the other CPU) or taking their
  * entries (a page copied). Written only when a fork gives sockets away. */
 #define GIVEN_MAX 1024
-static struct given {
+/* The first few, with the count, on the page of the descriptor table's first entries: the
+ * parent of a server that forks a child per connection rebuilds a list of one at each fork,
+ * and its close writes that page anyway (one page copied after the fork, not two). */
+#define GIVEN_NEAR 8
+struct given {
 	int fd, slot;
-} given[GIVEN_MAX];
-static unsigned n_given;
-static bool given_overflow;
-static unsigned given_generation; /* the table as the pass saw it (fdtable.h) */
+};
+static struct {
+	unsigned n;
+	unsigned generation; /* the table as the pass saw it (fdtable.h) */
+	bool overflow;
+	struct given near[GIVEN_NEAR];
+} gl CP_HOT_DATA(00);
+static struct given given_far[GIVEN_MAX - GIVEN_NEAR];
+
+static struct given *given_at(unsigned i)
+{
+	return i < GIVEN_NEAR ? &gl.near[i] : &given_far[i - GIVEN_NEAR];
+}
 
 static void note_given(int fd, int slot)
 {
-	if (n_given < GIVEN_MAX)
-		given[n_given++] = (struct given){ fd, slot };
+	if (gl.n < GIVEN_MAX)
+		*given_at(gl.n++) = (struct given){ fd, slot };
 	else
-		given_overflow = true;
+		gl.overflow = true;
 }
 
 bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg)
 {
-	if (!tracking || given_overflow)
+	if (!tracking || gl.overflow)
 		return false;
 	/* With other threads (a library's, or the program's started since), their closes and new
 	 * descriptors wait at the gate while the table is compared and the list used, and each
@@ -242,28 +268,28 @@ bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg)
 	bool alone = cp_single_threaded();
 	if (!alone)
 		hold();
-	if (cp_fd_generation() != given_generation) {
+	if (cp_fd_generation() != gl.generation) {
 		if (!alone)
 			cp_refs_resume();
 		return false;
 	}
 	unsigned n_last = 0;
-	for (unsigned i = 0; i < n_given; i++) {
-		struct cp_sock *s = alone ? NULL : cp_fd_take(given[i].fd), *old;
+	for (unsigned i = 0; i < gl.n; i++) {
+		struct cp_sock *s = alone ? NULL : cp_fd_take(given_at(i)->fd), *old;
 		if (!alone && s == NULL)
 			continue; /* (the table is as the pass saw it: not reached) */
-		if (cp_sht_release_if_held(given[i].slot))
+		if (cp_sht_release_if_held(given_at(i)->slot))
 			continue;
 		if (s != NULL) /* perhaps its last holder: released the ordinary way, which takes it */
-			cp_fd_put(given[i].fd, s, &old);
+			cp_fd_put(given_at(i)->fd, s, &old);
 		if (n_last != i) /* (written only then: a page copied otherwise) */
-			given[n_last] = given[i];
+			*given_at(n_last) = *given_at(i);
 		n_last++;
 	}
 	if (!alone)
 		cp_refs_resume();
 	for (unsigned i = 0; i < n_last; i++) /* outside the gate: the ordinary way may drain */
-		last(given[i].fd, arg);
+		last(given_at(i)->fd, arg);
 	return true;
 }
 
@@ -306,19 +332,19 @@ void cp_refs_fork_prepare(void)
 	hold();
 	/* The list is rebuilt only when the table changed since the last pass: the same table gives
 	 * the same list, and a list written at every fork is a page copied at every fork. */
-	struct pass p = { .epoch = 0, .note = cp_fd_generation() != given_generation || given_overflow };
+	struct pass p = { .epoch = 0, .note = cp_fd_generation() != gl.generation || gl.overflow };
 	if (!p.note) {
 		/* the table as the list's pass saw it: the list is what this pass would give (every
 		 * connection counted then is shared; the others were marked unknown, and stay so) */
-		for (unsigned i = 0; i < n_given; i++)
-			cp_sht_add(given[i].slot, 1);
+		for (unsigned i = 0; i < gl.n; i++)
+			cp_sht_add(given_at(i)->slot, 1);
 		return;
 	}
-	n_given = 0;
-	given_overflow = false;
+	gl.n = 0;
+	gl.overflow = false;
 	cp_fd_foreach(0, ~0U, count_for_child, &p);
 	/* after the pass: the first one makes the table's descriptor, a change too */
-	given_generation = cp_fd_generation();
+	gl.generation = cp_fd_generation();
 }
 
 void cp_refs_fork_parent(void)
@@ -356,7 +382,7 @@ pid_t cp_fork(void)
 		}
 		cp_refs_resume();
 		if (errno != saved) /* errno is on a page of the thread's that fork write-protected */
-			errno = saved;
+			cp_errno_restore(saved);
 	}
 	return pid;
 }

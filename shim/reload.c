@@ -22,6 +22,7 @@
 #include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/refs.h"
+#include "shim/errsave.h"
 
 /* On the per-process page (perproc.h), which a forked child gets zeroed: it has no such thread.
  * started: the thread exists (or is being started); stop: the main thread is leaving, the
@@ -217,7 +218,7 @@ void cp_reload_main_leaving(void)
 	 * raw exit of the program's only thread asks how many there are */
 	for (int i = 0; i < 1000 && tasks() >= before && before > 0; i++)
 		sched_yield();
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 void cp_reload_pthread_exit(void *ret)

@@ -14,6 +14,7 @@
 #include "shim/events.h"
 #include "shim/sigdisp.h"
 #include "shim/writes.h"
+#include "shim/errsave.h"
 
 __thread struct cp_call *cp_cur_call __attribute__((tls_model("initial-exec")));
 /* > 0 while this thread writes a log line of the shim's own */
@@ -134,20 +135,20 @@ void cp_sigpipe_handler(int sig, siginfo_t *si, void *ctx)
 	if (si->si_code == SI_USER && si->si_value.sival_ptr == REDELIVERED) {
 		si->si_value.sival_ptr = NULL; /* as the kernel's: the write site logged it */
 	} else if (own_write > 0 && from_kernel(si)) {
-		errno = saved; /* the shim's own log write: never the program's business */
+		cp_errno_restore(saved); /* the shim's own log write: never the program's business */
 		return;
 	} else if (!account(si, disp)) {
-		errno = saved;
+		cp_errno_restore(saved);
 		return;
 	}
 
 	if (disp == CP_DISP_IGNORE) { /* the program ignored it since the kernel picked us */
-		errno = saved;
+		cp_errno_restore(saved);
 		return;
 	}
 	if (disp == CP_DISP_DEFAULT) {
 		die(si);
-		errno = saved;
+		cp_errno_restore(saved);
 		return;
 	}
 	if (prog.sa_flags & SA_RESETHAND)
@@ -156,7 +157,7 @@ void cp_sigpipe_handler(int sig, siginfo_t *si, void *ctx)
 	 * own), and may never return to it (siglongjmp): the mark must not outlive the call. */
 	struct cp_call *outer = cp_cur_call;
 	cp_cur_call = NULL;
-	errno = saved;
+	cp_errno_restore(saved);
 	if (prog.sa_flags & SA_SIGINFO)
 		prog.sa_sigaction(sig, si, ctx);
 	else
@@ -175,7 +176,7 @@ void cp_sigpipe_deliver(void)
 	si.si_uid = getuid();
 	si.si_value.sival_ptr = REDELIVERED;
 	cp_real_syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid(), SIGPIPE, &si);
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 void cp_sigpipe_take_back(void)
@@ -192,7 +193,7 @@ void cp_sigpipe_take_back(void)
 		    !from_kernel(&si))
 			cp_real_syscall(SYS_rt_tgsigqueueinfo, getpid(), tid(), SIGPIPE, &si); /* not ours */
 	}
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 ssize_t cp_sigpipe_quiet_write(int fd, const void *buf, size_t n)

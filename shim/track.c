@@ -21,6 +21,7 @@
 #include "shim/refs.h"
 #include "shim/shtable.h"
 #include "shim/sockinfo.h"
+#include "shim/errsave.h"
 
 /* Inside the gate: drop one descriptor's reference to s. */
 static void drop(struct cp_sock *s)
@@ -61,7 +62,7 @@ void cp_track_socket(int fd, int domain, int type, int protocol)
 		cp_ctr_ensure();
 	}
 	store(fd, s);
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 /* A socket becomes one the policy may act on: record who it is, match, apply options. */
@@ -129,7 +130,7 @@ void cp_track_connect(int fd, const struct sockaddr *addr, socklen_t len, int re
 		cp_init_ensure();
 		become_connection(fd, s, CP_ROLE_CLIENT, addr, len);
 	}
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 /* An accepted socket's local address is its listener's, unless that is a wildcard: asked of the
@@ -176,7 +177,7 @@ void cp_track_accept(int listen_fd, int fd, const struct sockaddr *peer, socklen
 		become_connection(fd, s, CP_ROLE_SERVER, peer, peer_len);
 	}
 	store(fd, s);
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 void cp_track_adopt(int fd, struct cp_sock *s, enum cp_role role)
@@ -195,7 +196,7 @@ void cp_track_dup(int oldfd, int newfd)
 		cp_sock_ref(s);
 	store(newfd, s);
 	cp_refs_gate_leave();
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 /* The program's dup2/dup3 onto one of the shim's numbers: as without the shim, the program gets
@@ -307,12 +308,12 @@ void cp_track_rights_sent(const struct msghdr *msg)
 {
 	int saved = errno;
 	for_each_right(msg, give_away);
-	errno = saved;
+	cp_errno_restore(saved);
 }
 
 void cp_track_rights_received(const struct msghdr *msg)
 {
 	int saved = errno;
 	for_each_right(msg, note_received);
-	errno = saved;
+	cp_errno_restore(saved);
 }

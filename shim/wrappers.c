@@ -27,6 +27,7 @@
 #include "shim/sigdisp.h"
 #include "shim/track.h"
 #include "shim/writes.h"
+#include "shim/errsave.h"
 
 extern char **environ;
 
@@ -160,7 +161,7 @@ static int exec_list(enum exec_kind kind, const char *file, const char *arg0, va
 	int ret = kind == EXEC_PATH ? execve(file, argv, envp) : execvpe(file, argv, envp);
 	int saved = errno;
 	munmap(argv, size);
-	errno = saved;
+	cp_errno_restore(saved);
 	return ret;
 }
 

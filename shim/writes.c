@@ -13,6 +13,7 @@
 #include "shim/sigpipe.h"
 #include "shim/sockinfo.h"
 #include "shim/track.h"
+#include "shim/errsave.h"
 
 static const char *const HELD_BACK = "no SIGPIPE delivered (sigpipe: ignore)";
 
@@ -181,7 +182,7 @@ static __attribute__((noinline)) ssize_t write_followed(int fd, struct cp_sock *
 			return r;
 		if (errno != ENOTSOCK)
 			return socket_failed(fd, "write", n, false);
-		errno = saved; /* a stale entry: the number is no socket any more */
+		cp_errno_restore(saved); /* a stale entry: the number is no socket any more */
 	}
 	return write_marked(fd, buf, n);
 }
@@ -211,14 +212,14 @@ CP_HOT ssize_t cp_writev(int fd, const struct iovec *iov, int iovcnt)
 			if (err == EPIPE || err == ECONNRESET) {
 				uint64_t bytes = iov_bytes(iov, (size_t)iovcnt); /* read by the kernel */
 				if (bytes == 0) { /* writev of nothing returns 0 before the socket is asked */
-					errno = saved;
+					cp_errno_restore(saved);
 					return 0;
 				}
 				return socket_failed(fd, "writev", bytes, false);
 			}
 			if (err != ENOTSOCK)
 				return -1;
-			errno = saved;
+			cp_errno_restore(saved);
 		}
 	}
 	struct cp_call c = { .name = "writev", .fd = fd, .iov = iov, .iovcnt = iovcnt };

@@ -9,7 +9,8 @@
  *   floor        the shim's graceful close written into the program: shutdown, a copy of the
  *                socket (fcntl), the program's close, and a thread that a tick later reads the
  *                copy's EOF and closes it — the same four calls and none of the shim's
- *                bookkeeping: what this design costs at the least.
+ *                bookkeeping: what this design costs at the least; floor-info adds the
+ *                two facts the close line has at level info (TCP_INFO, SIOCINQ).
  * Figures: connections per second and the ratios; the server's CPU time per connection (all its
  * threads, utime + stime from /proc/PID/stat over the run); and, when strace is installed, the
  * server's system calls per connection (strace -f -c, its own slower runs; the calls of start-up
@@ -25,7 +26,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -33,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,16 +47,16 @@
 #define PAIRS 10
 #define REQUEST 64
 
-enum ending { ECHO, CLOSE_FIRST, LINGERING, FLOOR };
-static const char *const ending_names[] = { "echo", "close-first", "lingering", "floor" };
+enum ending { ECHO, CLOSE_FIRST, LINGERING, FLOOR, FLOOR_INFO };
+static const char *const ending_names[] = { "echo", "close-first", "lingering", "floor", "floor-info" };
 static enum ending ending;
 
 static enum ending ending_named(const char *name)
 {
-	for (int e = ECHO; e <= FLOOR; e++)
+	for (int e = ECHO; e <= FLOOR_INFO; e++)
 		if (strcmp(name, ending_names[e]) == 0)
 			return (enum ending)e;
-	fprintf(stderr, "bench_echo: unknown ending %s: expected echo, close-first, lingering or floor\n", name);
+	fprintf(stderr, "bench_echo: unknown ending %s: expected echo, close-first, lingering, floor or floor-info\n", name);
 	exit(2);
 }
 
@@ -131,7 +135,14 @@ static void end_connection(int ep, int fd, bool answered)
 	}
 	epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
 	lingering[fd] = false;
-	if (answered && ending == FLOOR) {
+	if (answered && (ending == FLOOR || ending == FLOOR_INFO)) {
+		if (ending == FLOOR_INFO) { /* the close line's two facts */
+			struct tcp_info ti;
+			socklen_t tl = sizeof ti;
+			int unread;
+			getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl);
+			ioctl(fd, SIOCINQ, &unread);
+		}
 		shutdown(fd, SHUT_WR);
 		int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		close(fd);
@@ -152,7 +163,7 @@ static void serve(int ready_fd)
 	if (write(ready_fd, id, sizeof id) != sizeof id)
 		exit(1);
 	close(ready_fd);
-	if (ending == FLOOR) {
+	if (ending == FLOOR || ending == FLOOR_INFO) {
 		pthread_t t;
 		pthread_create(&t, NULL, floor_reader, NULL);
 	}
@@ -363,7 +374,7 @@ static double median_of(double *v, int n)
 /* Rounds of every configuration side by side, the order turning each round (this machine's speed
  * drifts by tens of percent over seconds); config 0 is the baseline of each round's ratios. Fills
  * the medians of rates, CPU, and of the ratios round by round. */
-#define MAX_CONFIGS 5
+#define MAX_CONFIGS 6
 static void rounds(const struct config *cf, int n, const char *lib, double *rate, double *cpu, double *rate_ratio,
 		   double *cpu_ratio)
 {
@@ -430,6 +441,7 @@ int main(int argc, char **argv)
 	const struct config first[] = { { "bare", 0, NULL, CLOSE_FIRST },
 					{ "own lingering close", 0, NULL, LINGERING },
 					{ "floor (the four calls, in the program)", 0, NULL, FLOOR },
+					{ "floor at info (and TCP_INFO, SIOCINQ)", 0, NULL, FLOOR_INFO },
 					{ "graceful warn", 1, warn_path, CLOSE_FIRST },
 					{ "graceful info", 1, info_path, CLOSE_FIRST } };
 	double rate[MAX_CONFIGS], cpu[MAX_CONFIGS], rr[MAX_CONFIGS], cr[MAX_CONFIGS];
@@ -439,17 +451,18 @@ int main(int argc, char **argv)
 	printf("echo server (client closes first, warn): CPU per connection bare %.1f us, graceful %.1f us, "
 	       "ratio %.3fx\n", cpu[0], cpu[1], cr[1]);
 	fflush(stdout);
-	rounds(first, 5, lib, rate, cpu, rr, cr);
-	printf("echo server (server closes first): conn/s, and the ratio to bare (median of %d rounds of the five "
+	const int nf = (int)(sizeof first / sizeof first[0]);
+	rounds(first, nf, lib, rate, cpu, rr, cr);
+	printf("echo server (server closes first): conn/s, and the ratio to bare (median of %d rounds of the six "
 	       "side by side):\n", PAIRS);
-	for (int j = 0; j < 5; j++)
+	for (int j = 0; j < nf; j++)
 		printf("  %-40s %6.0f conn/s  %.3fx bare\n", first[j].name, rate[j], rr[j]);
 	printf("echo server (server closes first): CPU per connection, and the ratio to bare:\n");
-	for (int j = 0; j < 5; j++)
+	for (int j = 0; j < nf; j++)
 		printf("  %-40s %6.1f us      %.3fx bare\n", first[j].name, cpu[j], cr[j]);
 	printf("echo server (server closes first): graceful warn against the floor: %.3fx the CPU, %.3fx the "
-	       "throughput; graceful info: %.3fx, %.3fx\n", cpu[3] / cpu[2], rate[3] / rate[2], cpu[4] / cpu[2],
-	       rate[4] / rate[2]);
+	       "throughput; graceful info against the floor at info: %.3fx, %.3fx\n", cpu[4] / cpu[2],
+	       rate[4] / rate[2], cpu[5] / cpu[3], rate[5] / rate[3]);
 	fflush(stdout);
 	if (system("command -v strace >/dev/null 2>&1") != 0) {
 		printf("echo server: system calls per connection not counted: strace is not installed\n");
@@ -460,14 +473,14 @@ int main(int argc, char **argv)
 		double b = calls_per_connection(0, NULL, lib, trace), w = calls_per_connection(1, warn_path, lib, trace);
 		printf("echo server (client closes first): system calls per connection (strace -f -c, start-up taken "
 		       "out): bare %.2f, graceful warn %.2f (+%.2f)\n", b, w, w - b);
-		double calls[5];
-		for (int j = 0; j < 5; j++) {
+		double calls[MAX_CONFIGS];
+		for (int j = 0; j < nf; j++) {
 			ending = first[j].ending;
 			calls[j] = calls_per_connection(first[j].with_shim, first[j].policy, lib, trace);
 		}
 		printf("echo server (server closes first): system calls per connection (strace -f -c, start-up taken "
 		       "out): bare %.2f", calls[0]);
-		for (int j = 1; j < 5; j++)
+		for (int j = 1; j < nf; j++)
 			printf(", %s %.2f (+%.2f)", first[j].name, calls[j], calls[j] - calls[0]);
 		printf("\n");
 	}

@@ -79,8 +79,11 @@ $(BUILD)/pic/%.o: %.c | $(DEPS_OK)
 # directory pkg-config names first (no search of the loader's cache), then by its name.
 YAML_LIBDIR := $(shell $(PKG_CONFIG) --variable=libdir yaml-0.1 2>/dev/null)
 $(BUILD)/pic/shim/yamldl.o: ALL_CFLAGS += $(if $(YAML_LIBDIR),-DCP_YAML_LIBDIR='"$(YAML_LIBDIR)"')
+# init.o first: its .bss (the configuration start-up writes) opens the object's .bss, on the page
+# whose first byte the C runtime's exit writes in every process anyway (one page, not two).
+START_OBJ := $(BUILD)/pic/shim/init.o
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name -Wl,-z,noseparate-code -Wl,-z,now $(LIB_DEFS) -o $@ $^ -ldl -lpthread
+	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name -Wl,-z,noseparate-code -Wl,-z,now $(LIB_DEFS) -o $@ $(START_OBJ) $(filter-out $(START_OBJ),$^) -ldl -lpthread
 # the command finds the counters files where the shim makes them (shim/rundir.c)
 $(CMD): $(CLI_OBJ) $(POLICY_OBJ) $(BUILD)/obj/shim/rundir.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)

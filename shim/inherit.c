@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +32,14 @@
 
 struct announce {
 	struct cp_handover *h;
-	char text[ANNOUNCE_MAX];
-	size_t len;
+	char *text; /* cap bytes */
+	size_t cap, len;
 	unsigned count;
 };
 
 static bool append(struct announce *a, const char *s, size_t n)
 {
-	if (a->len + n + 1 >= sizeof a->text)
+	if (a->len + n + 1 >= a->cap)
 		return false;
 	memcpy(a->text + a->len, s, n);
 	a->len += n;
@@ -180,6 +181,29 @@ static char *const *rewrite_env(struct cp_handover *h, char *const envp[], const
 	return out;
 }
 
+/* The list's text (8 KiB: not on a small thread stack). Not thread-local: the static TLS
+ * is cleared at every process start and every thread's creation, a few pages each time, for
+ * the few execs that have sockets to give away. One exec or spawn at a time takes it; another
+ * thread's at the same moment maps its own (no malloc: this may run in a vfork child). */
+static char announce_text[ANNOUNCE_MAX];
+static atomic_flag announce_busy;
+
+static char *announce_take(void)
+{
+	if (!atomic_flag_test_and_set_explicit(&announce_busy, memory_order_acquire))
+		return announce_text;
+	void *m = mmap(NULL, ANNOUNCE_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+static void announce_give_back(char *text)
+{
+	if (text == announce_text)
+		atomic_flag_clear_explicit(&announce_busy, memory_order_release);
+	else
+		munmap(text, ANNOUNCE_MAX);
+}
+
 static bool has_stale(char *const envp[])
 {
 	for (size_t i = 0; envp != NULL && envp[i] != NULL; i++)
@@ -200,10 +224,10 @@ char *const *cp_handover_begin(struct cp_handover *h, char *const envp[], bool s
 	h->spawn = spawn;
 	h->epoch = cp_refs_hold_off();
 	h->active = true;
-	static __thread struct announce a; /* 8 KiB: not on a small thread stack */
-	a.h = h;
-	a.len = 0;
-	a.count = 0;
+	char none[1];
+	struct announce a = { .h = h, .text = announce_take(), .cap = ANNOUNCE_MAX };
+	if (a.text == NULL) /* no room at all: nothing announced, as past a full list */
+		a.text = none, a.cap = sizeof none;
 	a.text[0] = '\0';
 	cp_fd_foreach(0, ~0U, mark_inheritable, &a);
 	cp_fd_foreach(0, ~0U, announce_socket, &a);
@@ -223,6 +247,8 @@ char *const *cp_handover_begin(struct cp_handover *h, char *const envp[], bool s
 	} else if (has_stale(envp)) {
 		out = rewrite_env(h, envp, "", "", &a);
 	}
+	if (a.text != none)
+		announce_give_back(a.text);
 	cp_errno_restore(saved);
 	return out;
 }

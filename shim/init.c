@@ -212,8 +212,10 @@ static void init_once(void)
 	} else if (loaded != NULL) {
 		cp_event_policy_loaded(policy, cp_cfg.dry_run, cached);
 	}
-	free(diag);
-	cp_yaml_unload();
+	if (diag != NULL) { /* parsed here: libyaml may be loaded (nothing to undo otherwise) */
+		free(diag);
+		cp_yaml_unload();
+	}
 	cp_refs_init();
 	cp_inherit_adopt();
 	errno = saved;

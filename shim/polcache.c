@@ -155,18 +155,17 @@ static unsigned char *read_cache(const char *name, struct parts *p)
 	return file;
 }
 
-/* The policy file's bytes, when it is a regular file of len bytes (one read: a file that is
- * not these bytes is a miss, however it reads; no second reading, as the loader's, is needed
- * to trust bytes that equal a text once read whole). */
+/* The policy file's bytes, when it holds len bytes: one read of one byte more, with no fstat
+ * (fewer bytes than asked means the end of a regular file; a file that is not these bytes is a
+ * miss, however it reads, and no second reading, as the loader's, is needed to trust bytes that
+ * equal a text once read whole). */
 static char *read_text(const char *path, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return NULL;
-	struct stat st;
-	char *text = NULL;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len &&
-	    (text = malloc(len + 1)) != NULL && read_once(fd, text, len + 1) != (ssize_t)len) {
+	char *text = malloc(len + 1);
+	if (text != NULL && read_once(fd, text, len + 1) != (ssize_t)len) {
 		free(text);
 		text = NULL;
 	}

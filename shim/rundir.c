@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,7 +58,10 @@ int cp_rundir(char *buf, size_t size, bool create)
 	size_t len = 0;
 	const char *env = secure_getenv("CLOSEPOLICY_RUNDIR");
 	const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
-	uid_t uid = geteuid(); /* once: a system call, in every process that reads the policy cache */
+	/* To read, the user the process was started as (the aux vector: no system call, in every
+	 * process that reads the policy cache); only its or root's directory is trusted all the
+	 * same. To create, the user it is now. */
+	uid_t uid = create ? geteuid() : (uid_t)getauxval(AT_EUID);
 	bool ok;
 	if (env != NULL && env[0] == '/')
 		ok = append(buf, size, &len, env);

@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The directory into buf; create: make it (0700) when missing. 0, or -1 with errno
+/* The directory into buf; create: make it (0700) when missing. "The caller's user" is the
+ * effective user now when creating, the one the process was started as when only reading (the
+ * aux vector's: no system call for a process that reads the policy cache). 0, or -1 with errno
  * (ENAMETOOLONG, EPERM: owned by someone else or writable by others, ENOTDIR, ...). */
 int cp_rundir(char *buf, size_t size, bool create);
 /* dir + "/" + decimal n + suffix into buf; false when it does not fit. */

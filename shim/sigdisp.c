@@ -105,14 +105,14 @@ const char *cp_disp_name(enum cp_disp d)
 	return d == CP_DISP_IGNORE ? "ignore" : d == CP_DISP_HANDLER ? "handler" : "default";
 }
 
-/* Set the kernel's action (lock held). The first call also learns what the C library adds to
- * every action, so the program's record reads back with it as without the shim. */
-static int kernel_set(const struct sigaction *k)
+/* Set the kernel's action (lock held). The first call asked to learn also learns what the C
+ * library adds to every action, so the program's record reads back with it as without the shim. */
+static int kernel_set(const struct sigaction *k, bool learn)
 {
 	if (cp_real_sigaction(SIGPIPE, k, NULL) < 0)
 		return -1;
 	struct sigaction back;
-	if (!prog.learned && cp_real_sigaction(SIGPIPE, NULL, &back) == 0) {
+	if (learn && !prog.learned && cp_real_sigaction(SIGPIPE, NULL, &back) == 0) {
 		prog.added_flags = back.sa_flags & ~k->sa_flags;
 		prog.restorer = back.sa_restorer;
 		prog.learned = true;
@@ -121,13 +121,13 @@ static int kernel_set(const struct sigaction *k)
 }
 
 /* What the kernel gets for the program's action rec (lock held). */
-static int install(const struct sigaction *rec)
+static int install(const struct sigaction *rec, bool learn)
 {
 	struct sigaction k;
 	if (rec->sa_handler == SIG_IGN) {
 		k = *rec;
 		k.sa_flags &= ~prog.added_flags;
-		return kernel_set(&k);
+		return kernel_set(&k, learn);
 	}
 	memset(&k, 0, sizeof k);
 	k.sa_sigaction = cp_sigpipe_handler;
@@ -141,7 +141,7 @@ static int install(const struct sigaction *rec)
 		k.sa_mask = rec->sa_mask;
 		k.sa_flags = (rec->sa_flags & ~(SA_RESETHAND | prog.added_flags)) | SA_SIGINFO;
 	}
-	return kernel_set(&k);
+	return kernel_set(&k, learn);
 }
 
 /* The program's act as the kernel would keep it and sigaction() read it back. */
@@ -181,6 +181,21 @@ static void fork_after(void)
 	atomic_flag_clear_explicit(&WLOCK, memory_order_release);
 }
 
+/* What the record holds before anything is published: SIG_DFL, no flags, no restorer, an empty
+ * mask (the kernel keeps 64 signals; the C library leaves the rest of a sigset_t as it finds it). */
+static bool is_initial_record(const struct sigaction *a)
+{
+	static const char none[8];
+	return a->sa_handler == SIG_DFL && a->sa_flags == 0 && a->sa_restorer == NULL &&
+	       memcmp(&a->sa_mask, none, sizeof none) == 0;
+}
+
+/* Two system calls at start, one when SIGPIPE is ignored, and nothing written when the
+ * disposition is SIG_DFL (what exec leaves of any handler): the record starts as SIG_DFL, no flags,
+ * no mask, which is what the kernel holds then. No lock and no blocked signals: this runs under
+ * the once that every other writer passes first, and the record is complete before the shim's
+ * handler (the only reader that runs in a signal) is in the kernel. What the C library adds to
+ * every action is learned at the program's first change (cp_sigdisp_sigaction), not here. */
 static void setup(void)
 {
 	for (int i = 0; i < CP_SIGFN_COUNT; i++)
@@ -190,11 +205,10 @@ static void setup(void)
 		memset(&cur, 0, sizeof cur);
 		cur.sa_handler = SIG_DFL;
 	}
-	sigset_t mask;
-	bool took = begin(&mask);
-	publish(&cur);
-	install(&cur); /* SIG_IGN is set again as it is: only to learn the C library's additions */
-	end(&mask, took);
+	if (!is_initial_record(&cur))
+		publish(&cur);
+	if (cur.sa_handler != SIG_IGN)
+		install(&cur, false);
 	pthread_atfork(fork_prepare, fork_after, NULL);
 }
 
@@ -212,9 +226,9 @@ int cp_sigdisp_sigaction(const struct sigaction *act, struct sigaction *old)
 	int ret = 0;
 	if (act != NULL) {
 		struct sigaction rec = as_read_back(act);
-		ret = install(&rec);
+		ret = install(&rec, true);
 		if (ret == 0)
-			publish(&rec);
+			publish((rec = as_read_back(act), &rec)); /* again: install may just have learned */
 	}
 	end(&mask, took);
 	if (ret == 0 && old != NULL)
@@ -230,7 +244,7 @@ void cp_sigdisp_reset_to_default(const struct sigaction *ran)
 	if (prog.act.sa_handler == ran->sa_handler) {
 		struct sigaction rec = prog.act;
 		rec.sa_handler = SIG_DFL;
-		if (install(&rec) == 0)
+		if (install(&rec, true) == 0)
 			publish(&rec);
 	}
 	end(&mask, took);

@@ -44,7 +44,7 @@ grep -v 'running with root privileges' "$tmp/lintian.out"
 
 if [ "$(id -u)" = 0 ]; then
 	dpkg-query -W -f='${Status}' closepolicy 2>/dev/null | grep -q "install ok installed" || installed_here=1
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "./$deb" > "$tmp/apt.log" 2>&1 ||
+	DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -q --no-install-recommends "./$deb" > "$tmp/apt.log" 2>&1 ||
 		{ cat "$tmp/apt.log"; fail "apt-get install ./$deb failed"; exit 1; }
 	root=
 	echo "check_deb: $deb installed with apt-get"

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CP_SHT_SLOTS 65536 /* 768 KiB of slots; tmpfs pages are only allocated when touched */
+#define CP_SHT_SLOTS 65536 /* 1 MiB of slots; tmpfs pages are only allocated when touched */
 
 /* The table exists in this process (created, inherited by fork, or attached after exec). */
 bool cp_sht_present(void);

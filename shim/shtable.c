@@ -20,6 +20,7 @@
 #define HOLDERS 8
 #define EMPTY 0u               /* SO_COOKIE is never 0 */
 #define FREED UINT64_MAX       /* a slot whose socket nobody holds any more: reusable */
+#define UNNAMED (UINT64_MAX - 1) /* taken, its cookie not asked yet (cp_sht_name) */
 
 struct holder {
 	atomic_int pid, fd;
@@ -131,8 +132,10 @@ bool cp_sht_fd_moved(int from, int to)
 
 int cp_sht_insert(uint64_t cookie, int count)
 {
-	if (slots == NULL || cookie == EMPTY || cookie == FREED)
+	if (slots == NULL || cookie == FREED || cookie == UNNAMED)
 		return -1;
+	if (cookie == EMPTY)
+		cookie = UNNAMED;
 	unsigned i = atomic_load(&hdr->hint) & (CP_SHT_SLOTS - 1);
 	for (unsigned n = 0; n < CP_SHT_SLOTS; n++, i = (i + 1) & (CP_SHT_SLOTS - 1)) {
 		uint64_t k = atomic_load(&slots[i].cookie);
@@ -166,6 +169,14 @@ int cp_sht_add(int slot, int delta)
 	return now;
 }
 
+void cp_sht_name(int slot, uint64_t cookie)
+{
+	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS || cookie == EMPTY || cookie >= UNNAMED)
+		return;
+	uint64_t k = UNNAMED; /* named already (by another holder's exec): the same cookie */
+	atomic_compare_exchange_strong(&slots[slot].cookie, &k, cookie);
+}
+
 bool cp_sht_release_if_held(int slot)
 {
 	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
@@ -178,7 +189,7 @@ bool cp_sht_release_if_held(int slot)
 
 int cp_sht_find(uint64_t cookie)
 {
-	if (slots == NULL || cookie == EMPTY || cookie == FREED)
+	if (slots == NULL || cookie == EMPTY || cookie >= UNNAMED)
 		return -1;
 	unsigned high = atomic_load(&hdr->high);
 	for (unsigned i = 0; i < high && i < CP_SHT_SLOTS; i++)

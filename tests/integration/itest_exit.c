@@ -22,9 +22,11 @@ static int port_of(struct h_proc *p)
 	return atoi(line);
 }
 
-/* Read all but the reply's last 256 KiB, wait until the exit path has logged the close, then
- * read the rest: the tail is still queued at the server when the process ends. */
-static struct h_read request(struct h_proc *p, int fd)
+/* Read all but the reply's last 256 KiB, wait until the exit path has logged the close (and,
+ * with until_exit, until the process has ended: a socket left as it is is closed by the kernel's
+ * close at exit, as without the shim), then read the rest: the tail is still queued at the
+ * server when the process ends. */
+static struct h_read request(struct h_proc *p, int fd, bool until_exit)
 {
 	char req[100];
 	memset(req, 'r', sizeof req);
@@ -32,6 +34,8 @@ static struct h_read request(struct h_proc *p, int fd)
 	struct h_read head = h_read_upto(fd, H_MB4 - 256 * 1024, 20000);
 	if (head.err == 0)
 		free(h_log_wait(p, 10000, "event=close", "process exit", NULL));
+	if (head.err == 0 && until_exit)
+		(void)h_wait(p, 10000);
 	struct h_read r = h_read_to_end(fd, 20000);
 	r.bytes += head.bytes;
 	r.err = head.err ? head.err : r.err;
@@ -46,7 +50,7 @@ static void run_end(const char *end, const char *on_exit, struct h_read *r, int 
 		 "    action: passthrough\n    on_exit: %s\n", on_exit);
 	h_spawn(p, policy, NULL, "demo_server", "--read", "5", "--end", end, "--status", "3", NULL);
 	int fd = h_connect(port_of(p), 65536);
-	*r = request(p, fd);
+	*r = request(p, fd, strcmp(on_exit, "passthrough") == 0);
 	close(fd);
 	*status = h_wait(p, 10000);
 }

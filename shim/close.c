@@ -331,6 +331,8 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 		cp_exit_set_add(r->exiting, fd, s, r->verified);
 		return; /* the drain owns s from here */
 	case CP_ACTION_LINGER:
+		if (r->exiting != NULL) /* this close may wait: none left open waits behind it */
+			cp_exit_close_left_open(r->exiting);
 		if (r->verified || cp_sock_still_registered(fd, s))
 			err = cp_act_linger(fd, 1, r->exiting ? cp_exit_linger_s(r->exiting, rule->linger_s)
 							     : (int)rule->linger_s);
@@ -340,6 +342,11 @@ static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct re
 			err = cp_act_linger(fd, 1, 0);
 		break;
 	case CP_ACTION_PASSTHROUGH:
+		if (r->exiting != NULL && r->real) { /* the kernel's close at exit, as without the shim */
+			cp_exit_leave_open(r->exiting, fd);
+			cp_sock_release(s);
+			return;
+		}
 		break;
 	}
 	if (err != 0)

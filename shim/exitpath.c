@@ -44,6 +44,16 @@ static struct cp_exit_set exit_set;
  * forked child that exits with connections copies one page for both (hot.h). */
 static atomic_int exit_started CP_HOT_DATA(00);
 
+/* Sockets left as they are (passthrough) at exit: the kernel's close at exit is the close the
+ * program gets without the shim, and a close here would be one system call more per process
+ * (a forking server's child, every connection). Closed here only before something that waits
+ * (a drain, a lingering close), so that nothing holds them open longer than without the shim. */
+#define LEFT_OPEN_MAX 64
+static struct {
+	unsigned n;
+	int fd[LEFT_OPEN_MAX];
+} left_open CP_HOT_DATA(00);
+
 /* The end of the wait, from the clock's first reading: a process that exits with nothing to act
  * on never reads it (a forked child would fault the clock's pages in for nothing). */
 static uint64_t deadline_of(struct cp_exit_set *set)
@@ -70,8 +80,26 @@ static void finish(struct cp_exit_set *set, size_t i, const char *outcome, int e
 	set->d[i] = set->d[--set->n];
 }
 
+void cp_exit_leave_open(struct cp_exit_set *set, int fd)
+{
+	(void)set; /* the only set there is */
+	if (left_open.n < LEFT_OPEN_MAX)
+		left_open.fd[left_open.n++] = fd;
+	else
+		cp_real_close(fd);
+}
+
+void cp_exit_close_left_open(struct cp_exit_set *set)
+{
+	(void)set;
+	for (unsigned i = 0; i < left_open.n; i++)
+		cp_real_close(left_open.fd[i]);
+	left_open.n = 0;
+}
+
 void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s, bool verified)
 {
+	cp_exit_close_left_open(set);
 	if (!verified && !cp_sock_still_registered(fd, s)) { /* another file has the number now: only close */
 		cp_real_close(fd);
 		cp_sock_release(s);
@@ -181,6 +209,8 @@ void cp_exit_run(void)
 		struct cp_exit_set *set = &exit_set; /* empty: the exit path runs once per process */
 		if (!cp_refs_release_given(at_exit_last, set))
 			cp_fd_foreach(0, UINT_MAX, at_exit_entry, set);
+		if (set->n > 0 || !cp_drain_untouched())
+			cp_exit_close_left_open(set);
 		drain_set(set);
 		if (!cp_drain_untouched())
 			cp_drain_finish_at_exit(deadline_of(set));

@@ -104,7 +104,7 @@ static void announce_socket(int fd, struct cp_sock *s, void *arg)
 		if (!keep || !cp_refs_share(s, fd))
 			return;
 		s->ref_mark |= CP_REF_COUNTED;
-		if (!announce_one(a, s->cookie, role, 'S'))
+		if (!announce_one(a, cp_refs_cookie(s, fd), role, 'S'))
 			s->unknown_holders = true; /* the child can never release it */
 		return;
 	}
@@ -120,9 +120,7 @@ static void announce_socket(int fd, struct cp_sock *s, void *arg)
 		}
 		return;
 	}
-	if (s->cookie == 0)
-		s->cookie = cp_info_cookie(fd);
-	if (s->cookie != 0)
+	if (cp_refs_cookie(s, fd) != 0)
 		(void)announce_one(a, s->cookie, role, s->shared ? 'S' : 'U');
 }
 

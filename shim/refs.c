@@ -194,10 +194,11 @@ bool cp_refs_share(struct cp_sock *s, int fd)
 		cp_sht_add(s->slot, 1);
 		return true;
 	}
-	/* a rule that never acts took no cookie at accept/connect; a new image may match one */
-	if (s->cookie == 0)
-		s->cookie = cp_info_cookie(fd);
-	int slot = s->cookie != 0 && cp_sht_ensure() == 0 ? cp_sht_insert(s->cookie, 2) : -1;
+	/* A rule that never acts took no cookie at accept/connect. A fork's child finds the slot by
+	 * its number: the cookie is asked only when an exec'd image must find it (cp_refs_cookie),
+	 * a system call saved per connection of a forking server. */
+	(void)fd;
+	int slot = cp_sht_ensure() == 0 ? cp_sht_insert(s->cookie, 2) : -1;
 	if (slot < 0) {
 		s->unknown_holders = true;
 		return false;
@@ -205,6 +206,15 @@ bool cp_refs_share(struct cp_sock *s, int fd)
 	s->slot = slot;
 	s->shared = true;
 	return true;
+}
+
+uint64_t cp_refs_cookie(struct cp_sock *s, int fd)
+{
+	if (s->cookie == 0)
+		s->cookie = cp_info_cookie(fd);
+	if (s->shared)
+		cp_sht_name(s->slot, s->cookie);
+	return s->cookie;
 }
 
 /* Once per socket in a pass: a socket with one descriptor is seen once anyway; only the others

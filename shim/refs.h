@@ -61,9 +61,12 @@ bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg);
 unsigned cp_refs_hold_off(void);
 void cp_refs_resume(void);
 /* s (open as fd) is given to one more process (fork child, spawned child): count it. False when
- * it cannot be counted (no cookie, table full): it is then marked unknown_holders, in both
+ * it cannot be counted (no table, table full): it is then marked unknown_holders, in both
  * processes. Only with the gate held off. */
 bool cp_refs_share(struct cp_sock *s, int fd);
+/* s's SO_COOKIE, asked now if it was not (0 when fd is no socket), and given to its slot in the
+ * table: what an exec'd image is told, and finds the slot by. */
+uint64_t cp_refs_cookie(struct cp_sock *s, int fd);
 
 /* fork: the wrapper, and the atfork handlers (init.c), which also cover glibc-internal forks. */
 pid_t cp_fork(void);

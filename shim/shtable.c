@@ -13,10 +13,14 @@
 #include "shim/ownfd.h"
 #include "shim/real.h"
 
-#define MAGIC 0x636c7033u /* "clp3": cookies and counts apart, slots taken lowest first */
+/* "clp4": one 16-byte slot per socket (cookie and count together) after a 128-byte header on the
+ * table's first page. An image of another layout (another magic, or a size too small) is refused
+ * at attach, in both directions: "clp3" images check the magic too. */
+#define MAGIC 0x636c7034u
 #define HOLDERS 8
 #define EMPTY 0u               /* SO_COOKIE is never 0 */
 #define FREED UINT64_MAX       /* a slot whose socket nobody holds any more: reusable */
+#define UNNAMED (UINT64_MAX - 1) /* taken, its cookie not asked yet (cp_sht_name) */
 
 struct holder {
 	atomic_int pid, fd;
@@ -35,21 +39,29 @@ struct header {
 	atomic_uint hint, high;
 };
 
-/* Cookies and counts in two arrays: a fork and a child's exit touch only the counts, sixteen to
- * a cache line (each line is handed between the processes' CPUs), not four. */
-#define HEADER_SIZE 4096
-#define COOKIES_SIZE ((size_t)CP_SHT_SLOTS * sizeof(uint64_t))
-#define MAP_SIZE (HEADER_SIZE + COOKIES_SIZE + (size_t)CP_SHT_SLOTS * sizeof(int))
+/* A slot's cookie and count share a line, and the first slots share the header's page: a forked
+ * child's first touch of a shared page is a fault (fork copies no page table entry of a shared
+ * mapping), and a child that frees the slot its parent just took (busybox's, at exit) touches
+ * one page, not three (cookies, counts, header). */
+struct slot {
+	_Atomic uint64_t cookie;
+	atomic_int count;
+	int unused;
+};
+
+#define HEADER_SIZE 128 /* two cache lines: the slots' lines are not the header's */
+#define MAP_SIZE (HEADER_SIZE + (size_t)CP_SHT_SLOTS * sizeof(struct slot))
+_Static_assert(sizeof(struct header) <= HEADER_SIZE, "the header fits before the slots");
+_Static_assert(sizeof(struct slot) == 16, "four slots to a cache line");
 
 static struct header *hdr;
-static _Atomic uint64_t *cookies; /* NULL: no table */
-static atomic_int *counts;
+static struct slot *slots; /* NULL: no table */
 static atomic_int table_fd = -1;
 static uint64_t table_ino, table_dev;
 
 bool cp_sht_present(void)
 {
-	return cookies != NULL;
+	return slots != NULL;
 }
 
 static void register_holder(void)
@@ -74,8 +86,7 @@ static int map_fd(int fd)
 	else
 		fd = high;
 	hdr = m;
-	cookies = (_Atomic uint64_t *)(void *)((char *)m + HEADER_SIZE);
-	counts = (atomic_int *)(void *)((char *)m + HEADER_SIZE + COOKIES_SIZE);
+	slots = (struct slot *)(void *)((char *)m + HEADER_SIZE);
 	table_fd = fd;
 	table_ino = (uint64_t)st.st_ino;
 	table_dev = (uint64_t)st.st_dev;
@@ -84,7 +95,7 @@ static int map_fd(int fd)
 
 int cp_sht_ensure(void)
 {
-	if (cookies != NULL)
+	if (slots != NULL)
 		return 0;
 	int fd = memfd_create("closepolicy-refs", MFD_CLOEXEC);
 	if (fd < 0)
@@ -121,17 +132,19 @@ bool cp_sht_fd_moved(int from, int to)
 
 int cp_sht_insert(uint64_t cookie, int count)
 {
-	if (cookies == NULL || cookie == EMPTY || cookie == FREED)
+	if (slots == NULL || cookie == FREED || cookie == UNNAMED)
 		return -1;
+	if (cookie == EMPTY)
+		cookie = UNNAMED;
 	unsigned i = atomic_load(&hdr->hint) & (CP_SHT_SLOTS - 1);
 	for (unsigned n = 0; n < CP_SHT_SLOTS; n++, i = (i + 1) & (CP_SHT_SLOTS - 1)) {
-		uint64_t k = atomic_load(&cookies[i]);
+		uint64_t k = atomic_load(&slots[i].cookie);
 		if (k != EMPTY && k != FREED)
 			continue;
 		/* claim, then count: a slot is only looked up by holders of its socket, and the caller
 		 * is its only one so far (the count of a slot another process won is never written) */
-		if (atomic_compare_exchange_strong(&cookies[i], &k, cookie)) {
-			atomic_store(&counts[i], count);
+		if (atomic_compare_exchange_strong(&slots[i].cookie, &k, cookie)) {
+			atomic_store(&slots[i].count, count);
 			unsigned h = atomic_load(&hdr->hint);
 			while (h <= i && !atomic_compare_exchange_weak(&hdr->hint, &h, i + 1))
 				;
@@ -146,33 +159,41 @@ int cp_sht_insert(uint64_t cookie, int count)
 
 int cp_sht_add(int slot, int delta)
 {
-	if (cookies == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
+	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
 		return 0;
-	int now = atomic_fetch_add(&counts[slot], delta) + delta;
+	int now = atomic_fetch_add(&slots[slot].count, delta) + delta;
 	if (now <= 0) {
-		atomic_store(&cookies[slot], FREED);
+		atomic_store(&slots[slot].cookie, FREED);
 		lower_hint((unsigned)slot);
 	}
 	return now;
 }
 
+void cp_sht_name(int slot, uint64_t cookie)
+{
+	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS || cookie == EMPTY || cookie >= UNNAMED)
+		return;
+	uint64_t k = UNNAMED; /* named already (by another holder's exec): the same cookie */
+	atomic_compare_exchange_strong(&slots[slot].cookie, &k, cookie);
+}
+
 bool cp_sht_release_if_held(int slot)
 {
-	if (cookies == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
+	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
 		return false;
-	int c = atomic_load(&counts[slot]);
-	while (c > 1 && !atomic_compare_exchange_weak(&counts[slot], &c, c - 1))
+	int c = atomic_load(&slots[slot].count);
+	while (c > 1 && !atomic_compare_exchange_weak(&slots[slot].count, &c, c - 1))
 		;
 	return c > 1;
 }
 
 int cp_sht_find(uint64_t cookie)
 {
-	if (cookies == NULL || cookie == EMPTY || cookie == FREED)
+	if (slots == NULL || cookie == EMPTY || cookie >= UNNAMED)
 		return -1;
 	unsigned high = atomic_load(&hdr->high);
 	for (unsigned i = 0; i < high && i < CP_SHT_SLOTS; i++)
-		if (atomic_load(&cookies[i]) == cookie)
+		if (atomic_load(&slots[i].cookie) == cookie)
 			return (int)i;
 	return -1;
 }
@@ -215,7 +236,7 @@ static size_t put_holder(char *buf, size_t size, size_t at, int pid, int fd)
 
 size_t cp_sht_describe(char *buf, size_t size, bool self_alive)
 {
-	if (cookies == NULL || size == 0)
+	if (slots == NULL || size == 0)
 		return 0;
 	size_t at = put_u64(buf, size, 0, table_ino);
 	at = put_char(buf, size, at, ':');
@@ -232,7 +253,7 @@ size_t cp_sht_describe(char *buf, size_t size, bool self_alive)
 
 int cp_sht_attach(const char *desc)
 {
-	if (cookies != NULL)
+	if (slots != NULL)
 		return 0;
 	char *end;
 	uint64_t ino = strtoull(desc, &end, 10), dev;
@@ -261,8 +282,7 @@ int cp_sht_attach(const char *desc)
 			if (hdr->magic != MAGIC || hdr->slots != CP_SHT_SLOTS) {
 				munmap(hdr, MAP_SIZE);
 				hdr = NULL;
-				cookies = NULL;
-				counts = NULL;
+				slots = NULL;
 				cp_ownfd_close(table_fd);
 				table_fd = -1;
 				return -1;

@@ -19,15 +19,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CP_SHT_SLOTS 65536 /* 768 KiB of slots; tmpfs pages are only allocated when touched */
+#define CP_SHT_SLOTS 65536 /* 1 MiB of slots; tmpfs pages are only allocated when touched */
 
 /* The table exists in this process (created, inherited by fork, or attached after exec). */
 bool cp_sht_present(void);
 /* Create the table if absent. 0, or -1 (errno) when no memfd/mapping can be made. */
 int cp_sht_ensure(void);
 /* A slot for cookie with count, or -1 when the table is absent or full. The caller is the
- * socket's only counted holder, so the cookie is not in the table yet. */
+ * socket's only counted holder, so the cookie is not in the table yet. Cookie 0: not asked yet
+ * (a fork's child finds the slot by its number); cp_sht_name gives it before an exec'd image
+ * must find it. */
 int cp_sht_insert(uint64_t cookie, int count);
+/* Name a slot taken without its cookie (a no-op when it has one already). */
+void cp_sht_name(int slot, uint64_t cookie);
 /* Add delta to a slot; returns the new count. A slot that reaches 0 is freed (its socket is
  * held by nobody: its cookie, unique per boot, never comes back). */
 int cp_sht_add(int slot, int delta);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,9 +22,11 @@ static int port_of(struct h_proc *p)
 	return atoi(line);
 }
 
-/* Read all but the reply's last 256 KiB, wait until the exit path has logged the close, then
- * read the rest: the tail is still queued at the server when the process ends. */
-static struct h_read request(struct h_proc *p, int fd)
+/* Read all but the reply's last 256 KiB, wait until the exit path has logged the close (and,
+ * with until_exit, until the process has ended: a socket left as it is is closed by the kernel's
+ * close at exit, as without the shim), then read the rest: the tail is still queued at the
+ * server when the process ends. */
+static struct h_read request(struct h_proc *p, int fd, bool until_exit)
 {
 	char req[100];
 	memset(req, 'r', sizeof req);
@@ -31,6 +34,8 @@ static struct h_read request(struct h_proc *p, int fd)
 	struct h_read head = h_read_upto(fd, H_MB4 - 256 * 1024, 20000);
 	if (head.err == 0)
 		free(h_log_wait(p, 10000, "event=close", "process exit", NULL));
+	if (head.err == 0 && until_exit)
+		(void)h_wait(p, 10000);
 	struct h_read r = h_read_to_end(fd, 20000);
 	r.bytes += head.bytes;
 	r.err = head.err ? head.err : r.err;
@@ -45,7 +50,7 @@ static void run_end(const char *end, const char *on_exit, struct h_read *r, int 
 		 "    action: passthrough\n    on_exit: %s\n", on_exit);
 	h_spawn(p, policy, NULL, "demo_server", "--read", "5", "--end", end, "--status", "3", NULL);
 	int fd = h_connect(port_of(p), 65536);
-	*r = request(p, fd);
+	*r = request(p, fd, strcmp(on_exit, "passthrough") == 0);
 	close(fd);
 	*status = h_wait(p, 10000);
 }
@@ -146,6 +151,47 @@ static void test_peer_never_closes(void **state)
 	h_finish(&p);
 }
 
+/* At exit, a socket left as it is (passthrough) is closed by the kernel's close at exit, not by
+ * the shim (a system call less in every forked child); but never held behind a drain that makes
+ * the process wait: here the client socket's peer sees EOF while the server socket's graceful
+ * on_exit still waits for its peer, which closes only after that. */
+static void test_passthrough_not_held_behind_exit_drain(void **state)
+{
+	(void)state;
+	int lport = 0;
+	int lst = h_listen(&lport);
+	struct h_proc p;
+	int port = h_step_server(&p, "version: 1\nexit_wait: 20s\nrules:\n"
+				     "  - {name: web, match: {role: server}, action: passthrough, on_exit: graceful,"
+				     " drain_timeout: 20s}\n"
+				     "  - {name: out, match: {role: client}, action: passthrough}\n");
+	int a = h_connect(port, 0);
+	char line[64];
+	h_say(&p, "serve 5 1000");
+	h_send_all(a, "hello", 5);
+	h_expect_line(&p, "served ", line, sizeof line);
+	h_sayf(&p, "connect %d", lport);
+	h_expect_line(&p, "connected ", line, sizeof line);
+	int b = accept(lst, NULL, NULL);
+	assert_true(b >= 0);
+	h_say(&p, "exit");
+	struct h_read rb = h_read_to_end(b, 10000); /* the client socket: closed before the wait */
+	assert_int_equal(rb.err, 0);
+	assert_int_equal(rb.bytes, 0);
+	assert_int_equal(waitpid(p.pid, NULL, WNOHANG), 0); /* still draining the server socket */
+	struct h_read ra = h_read_to_end(a, 10000); /* the reply, then the exit path's FIN */
+	assert_int_equal(ra.err, 0);
+	assert_int_equal(ra.bytes, 1000);
+	close(a);
+	int st = h_wait(&p, 10000);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(h_log_count(&p, "event=drain", "outcome=eof", NULL), 1);
+	close(b);
+	close(lst);
+	h_finish(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_on_exit_passthrough_resets),
 		cmocka_unit_test(test_background_drain_finishes_at_exit),
 		cmocka_unit_test(test_peer_never_closes),
+		cmocka_unit_test(test_passthrough_not_held_behind_exit_drain),
 	};
 	return cmocka_run_group_tests_name("exit", tests, NULL, NULL);
 }

@@ -40,18 +40,13 @@ struct faults {
 
 /* shim: 0 bare, 1 with the graceful policy, 2 with no policy (observe only); threads: idle
  * threads the program starts first ("0": none) */
-static struct faults measure_threads(int shim, const char *sockets, const char *threads)
+/* The least of ROUNDS runs of argv, which prints "faults parent P child C". */
+static struct faults least_faults(const char *const argv[], const char *const *env)
 {
-	setup_files();
-	const char *env_policy[] = { preload_env, policy_env, log_env, NULL };
-	const char *env_observe[] = { preload_env, log_env, NULL };
-	char forks[16];
-	snprintf(forks, sizeof forks, "%d", FORKS);
-	const char *argv[] = { h_build_path("progs/fork_cost"), sockets, forks, threads, NULL };
 	struct faults best = { -1, -1 };
 	for (int r = 0; r < ROUNDS; r++) {
 		char out[256] = "";
-		int st = h_run(argv, shim == 0 ? NULL : shim == 1 ? env_policy : env_observe, out, sizeof out, 30000);
+		int st = h_run(argv, env, out, sizeof out, 30000);
 		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		struct faults f;
 		assert_int_equal(sscanf(out, "faults parent %ld child %ld", &f.parent, &f.child), 2);
@@ -61,6 +56,17 @@ static struct faults measure_threads(int shim, const char *sockets, const char *
 			best.child = f.child;
 	}
 	return best;
+}
+
+static struct faults measure_threads(int shim, const char *sockets, const char *threads)
+{
+	setup_files();
+	const char *env_policy[] = { preload_env, policy_env, log_env, NULL };
+	const char *env_observe[] = { preload_env, log_env, NULL };
+	char forks[16];
+	snprintf(forks, sizeof forks, "%d", FORKS);
+	const char *argv[] = { h_build_path("progs/fork_cost"), sockets, forks, threads, NULL };
+	return least_faults(argv, shim == 0 ? NULL : shim == 1 ? env_policy : env_observe);
 }
 
 static void faults_within(int shim, const char *sockets, const char *threads, long slack)
@@ -112,27 +118,15 @@ static void test_faults_other_thread(void **state)
 	faults_within(1, "100", "1", SLACK + 4);
 }
 
-/* All the system calls of a run of fork_cost with `forks` forks, children included. */
-static long syscalls_threads(bool shim, const char *sockets, int forks, const char *threads)
+/* The calls of strace -c's report: its last line, "100.00 SECONDS USECS/CALL CALLS [ERRORS] total" */
+static long strace_total(const char *out_file)
 {
-	setup_files();
-	char out_file[160], n[16], text[8192] = "";
-	snprintf(out_file, sizeof out_file, "%s/strace.txt", dir);
-	snprintf(n, sizeof n, "%d", forks);
-	const char *with[] = { "/usr/bin/strace", "-f", "-c", "-o", out_file, "-E", preload_env, "-E",
-			       policy_env, "-E", log_env, h_build_path("progs/fork_cost"), sockets, n, threads,
-			       NULL };
-	const char *bare[] = { "/usr/bin/strace", "-f", "-c", "-o", out_file,
-			       h_build_path("progs/fork_cost"), sockets, n, threads, NULL };
-	char out[256];
-	int st = h_run(shim ? with : bare, NULL, out, sizeof out, 60000);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	char text[8192] = "";
 	FILE *f = fopen(out_file, "r");
 	assert_non_null(f);
 	size_t got = fread(text, 1, sizeof text - 1, f);
 	fclose(f);
 	text[got] = '\0';
-	/* the last line: "100.00 SECONDS USECS/CALL CALLS [ERRORS] total" */
 	char *total = strstr(text, " total");
 	assert_non_null(total);
 	char *line = total;
@@ -143,6 +137,37 @@ static long syscalls_threads(bool shim, const char *sockets, int forks, const ch
 	if (sscanf(line, "%lf %lf %ld %ld", &pct, &secs, &usecs, &calls) != 4)
 		fail_msg("cannot read strace's total line: %.*s", (int)(total - line) + 6, line);
 	return calls;
+}
+
+/* All the system calls of a run of prog (in progs/) with args, children included; shim: 0 bare,
+ * 1 under the graceful policy, 2 with no policy (observe only). */
+static long strace_run(int shim, const char *prog, const char *const args[3])
+{
+	setup_files();
+	char out_file[160];
+	snprintf(out_file, sizeof out_file, "%s/strace.txt", dir);
+	const char *argv[16] = { "/usr/bin/strace", "-f", "-c", "-o", out_file };
+	int n = 5;
+	if (shim != 0) {
+		const char *env[] = { "-E", preload_env, "-E", log_env, "-E", policy_env };
+		for (size_t i = 0; i < (shim == 1 ? 6u : 4u); i++)
+			argv[n++] = env[i];
+	}
+	argv[n++] = h_build_path(prog);
+	for (int i = 0; i < 3 && args[i] != NULL; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	char out[256];
+	int st = h_run(argv, NULL, out, sizeof out, 60000);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	return strace_total(out_file);
+}
+
+static long syscalls_threads(bool shim, const char *sockets, int forks, const char *threads)
+{
+	char n[16];
+	snprintf(n, sizeof n, "%d", forks);
+	return strace_run(shim ? 1 : 0, "progs/fork_cost", (const char *const[3]){ sockets, n, threads });
 }
 
 /* The least of ROUNDS runs: a busy machine only adds calls (a thread's futex under contention,
@@ -221,6 +246,76 @@ static void test_child_exiting_as_last_holder_acts(void **state)
 	h_finish(&p);
 }
 
+/* ---- a fork per connection (busybox httpd's shape), observe only ---- */
+
+#define CONNS_FEW 10
+#define CONNS_MANY 30
+
+/* Per connection, what the shim may add under no policy, in the least of ROUNDS runs: the
+ * parent copies the descriptor table's first page and the socket's object (both written by its
+ * close); the child copies those two and the per-process page, faults in the counters file's
+ * page and the reference table's slot page (both shared: a fork copies no entry of them), and
+ * the shim's code it runs first (two); one more for layout. System calls: one FIONREAD at each
+ * passthrough close (the child's, and the client end's in the parent), for the line that warns
+ * of an RST when data is left unread. */
+#define CONN_PARENT_FAULTS 2
+#define CONN_CHILD_FAULTS 8
+#define CONN_SYSCALLS 2
+
+static struct faults conn_faults(bool shim, const char *end)
+{
+	setup_files();
+	const char *env_observe[] = { preload_env, log_env, NULL };
+	char n[16];
+	snprintf(n, sizeof n, "%d", CONNS_MANY);
+	const char *argv[] = { h_build_path("progs/fork_per_conn"), n, end, NULL };
+	return least_faults(argv, shim ? env_observe : NULL);
+}
+
+/* observe only: a graceful close's drain depends on when the peer's FIN comes, not a count */
+static long conn_syscalls(bool shim, int conns, const char *end)
+{
+	char n[16];
+	snprintf(n, sizeof n, "%d", conns);
+	long least = -1;
+	for (int r = 0; r < ROUNDS; r++) {
+		long calls = strace_run(shim ? 2 : 0, "progs/fork_per_conn", (const char *const[3]){ n, end, NULL });
+		if (least < 0 || calls < least)
+			least = calls;
+	}
+	return least;
+}
+
+static void per_connection_within_budget(const char *end)
+{
+	struct faults bare = conn_faults(false, end), with = conn_faults(true, end);
+	long sc_bare = conn_syscalls(false, CONNS_MANY, end) - conn_syscalls(false, CONNS_FEW, end);
+	long sc_with = conn_syscalls(true, CONNS_MANY, end) - conn_syscalls(true, CONNS_FEW, end);
+	const int d = CONNS_MANY - CONNS_FEW;
+	printf("# a fork per connection (child %s): per connection: faults parent %.2f (bare %.2f), "
+	       "child %.2f (bare %.2f); system calls %.2f (bare %.2f)\n",
+	       end, (double)with.parent / CONNS_MANY, (double)bare.parent / CONNS_MANY,
+	       (double)with.child / CONNS_MANY, (double)bare.child / CONNS_MANY, (double)sc_with / d,
+	       (double)sc_bare / d);
+	assert_true(with.parent <= bare.parent + CONN_PARENT_FAULTS * CONNS_MANY);
+	assert_true(with.child <= bare.child + CONN_CHILD_FAULTS * CONNS_MANY);
+	assert_true(sc_with <= sc_bare + CONN_SYSCALLS * d);
+}
+
+/* the child closes the connection, and _exit()s */
+static void test_fork_per_connection_child_closes(void **state)
+{
+	(void)state;
+	per_connection_within_budget("close");
+}
+
+/* the child _exit()s with the connection open (busybox's): the exit path's work */
+static void test_fork_per_connection_child_exits(void **state)
+{
+	(void)state;
+	per_connection_within_budget("exit");
+}
+
 static int cleanup(void **state)
 {
 	(void)state;
@@ -242,6 +337,8 @@ int main(void)
 		cmocka_unit_test(test_faults_other_thread),
 		cmocka_unit_test(test_no_syscall_added_with_another_thread),
 		cmocka_unit_test(test_child_exiting_as_last_holder_acts),
+		cmocka_unit_test(test_fork_per_connection_child_closes),
+		cmocka_unit_test(test_fork_per_connection_child_exits),
 	};
 	return cmocka_run_group_tests_name("fork cost", tests, NULL, cleanup);
 }

@@ -12,11 +12,12 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "fixed_layout.h"
 
 static void fork_exit_wait(void)
 {
@@ -49,13 +50,7 @@ int main(int argc, char **argv)
 {
 	if (argc != 3 && argc != 4)
 		return 2;
-	int persona = personality(0xffffffff);
-	if (persona != -1 && !(persona & ADDR_NO_RANDOMIZE) && getenv("FORK_COST_FIXED") == NULL &&
-	    personality((unsigned long)persona | ADDR_NO_RANDOMIZE) != -1) {
-		setenv("FORK_COST_FIXED", "1", 1);
-		execv("/proc/self/exe", argv);
-		/* not possible here: measured as it is */
-	}
+	fixed_layout(argv);
 	int sockets = atoi(argv[1]);
 	long forks = atol(argv[2]);
 	int threads = argc == 4 ? atoi(argv[3]) : 0;

@@ -82,8 +82,16 @@ $(BUILD)/pic/shim/yamldl.o: ALL_CFLAGS += $(if $(YAML_LIBDIR),-DCP_YAML_LIBDIR='
 # init.o first: its .bss (the configuration start-up writes) opens the object's .bss, on the page
 # whose first byte the C runtime's exit writes in every process anyway (one page, not two).
 START_OBJ := $(BUILD)/pic/shim/init.o
+# The code a forked child runs (its atfork handler, _exit, the exit path, the reference table,
+# the counters) must lie in one 64 KiB stretch: the kernel maps a file's pages into a process in
+# 64 KiB blocks at a fault (fault-around), and a fork copies none of them, so every block a
+# child touches is a page fault in every child. What a child does not run (logging, the policy
+# and its cache, exec hand-over, accept/connect tracking, the reload thread) is linked last.
+COLD_OBJ := $(addprefix $(BUILD)/pic/shim/,log.o events.o quiet.o sigpipe.o track.o \
+	inherit.o reload.o polcache.o rundir.o yamldl.o)
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)
-	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name -Wl,-z,noseparate-code -Wl,-z,now $(LIB_DEFS) -o $@ $(START_OBJ) $(filter-out $(START_OBJ),$^) -ldl -lpthread
+	$(CC) $(ALL_CFLAGS) -shared -Wl,--sort-section=name -Wl,-z,noseparate-code -Wl,-z,now $(LIB_DEFS) -o $@ \
+		$(START_OBJ) $(filter-out $(START_OBJ) $(COLD_OBJ) $(POLICY_PIC_OBJ),$^) $(COLD_OBJ) $(POLICY_PIC_OBJ) -ldl -lpthread
 # the command finds the counters files where the shim makes them (shim/rundir.c)
 $(CMD): $(CLI_OBJ) $(POLICY_OBJ) $(BUILD)/obj/shim/rundir.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(YAML_LIBS)

@@ -188,8 +188,9 @@ struct cp_policy *cp_polcache_get(const char *path)
 }
 
 /* The caches of policy files that are gone (a test suite's temporary policies, a policy moved
- * away), removed by the next process that writes one: the directory keeps one file per policy
- * in use. Absolute paths only (a relative one is another process's working directory's). */
+ * away), and those of another version of the format (left by an upgrade), removed by the next
+ * process that writes one: the directory keeps one file per policy in use. Absolute paths only
+ * (a relative one is another process's working directory's). */
 static void sweep(const char *name)
 {
 	char dir[512];
@@ -212,6 +213,13 @@ static void sweep(const char *name)
 		ssize_t got = read_once(fd, head, cap - 1);
 		cp_real_close(fd);
 		struct parts p;
+		if (got >= CP_CACHE_HEADER && memcmp(head, CP_CACHE_MAGIC, 8) == 0 &&
+		    get32(head + 8) != CP_CACHE_FORMAT) {
+			/* another version's: no image of this one reads it, and no image of that one
+			 * would sweep this one's; that version writes it again if it still runs */
+			unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
 		if (got < CP_CACHE_HEADER || header(head, (size_t)got, &p) < 0 || p.path_len == 0 ||
 		    (size_t)got < CP_CACHE_HEADER + p.path_len || head[CP_CACHE_HEADER] != '/')
 			continue;

@@ -2,8 +2,8 @@
  * the compiled policy from the cache (cached=true) and acts exactly as the first; a policy
  * file rewritten in place — same size, its modification time put back — is obeyed at once, never
  * its cached predecessor; a damaged cache is ignored and rewritten; a rejected policy is never
- * cached; a run directory others can write to is not used; caches of policy files that are gone
- * are removed. What the policy does is asserted from the peer: passthrough leaves the server's
+ * cached; a run directory others can write to is not used; caches of policy files that are gone,
+ * and caches of another version of the format, are removed. What the policy does is asserted from the peer: passthrough leaves the server's
  * unread request to the kernel, which resets; graceful delivers every byte, then EOF. */
 #include "harness.h"
 
@@ -232,6 +232,15 @@ static void test_gone_policies_removed(void **state)
 	serve_one(true, false, NULL, 0);
 	assert_int_equal(caches(), 1);
 	unlink(policy);
+	/* and one another version of the format left (an upgrade): "CPCACHE\n", format 99 */
+	char foreign[PATH_MAX + 32];
+	snprintf(foreign, sizeof foreign, "%s/policy-0123456789abcdef", rundir);
+	static const unsigned char other_format[24] = { 'C', 'P', 'C', 'A', 'C', 'H', 'E', '\n', 99 };
+	int ff = open(foreign, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(ff >= 0);
+	assert_int_equal(write(ff, other_format, sizeof other_format), (int)sizeof other_format);
+	close(ff);
+	assert_int_equal(caches(), 2);
 	char other[PATH_MAX + 16];
 	snprintf(other, sizeof other, "%s/other.yaml", dir);
 	write_policy(other, passthrough);
@@ -240,7 +249,7 @@ static void test_gone_policies_removed(void **state)
 	snprintf(file_env, sizeof file_env, "CLOSEPOLICY_FILE=%s", other);
 	serve_one(false, false, NULL, 0);
 	strcpy(file_env, saved);
-	assert_int_equal(caches(), 1); /* other.yaml's only */
+	assert_int_equal(caches(), 1); /* other.yaml's only: the gone policy's and the other format's swept */
 	unlink(other);
 }
 

@@ -31,12 +31,6 @@ static bool tracking = true;
 #define G cp_perproc
 static TLS unsigned depth;    /* nesting in this thread (a signal handler inside a close) */
 static TLS bool counted_in;   /* this thread's outermost enter is one of G.readers */
-/* The nesting while the process has one thread (the C library's flag, which never comes back
- * once cleared, and no thread is started inside the gate): on the page of the descriptor
- * table's first entries, which a close writes anyway, not on the thread's TLS page, which a
- * forking server's parent would copy at its close after every fork. Inherited by a child forked
- * from a handler inside the gate, as the thread's own would be. */
-static unsigned st_depth CP_HOT_DATA(00);
 /* Passes that mark sockets (ref_epoch). Not on the per-process page: a forked child inherits
  * marked objects, and its own passes must never reuse their numbers. */
 static atomic_uint epoch;
@@ -60,12 +54,12 @@ static void futex_wake_all(atomic_int *w)
 void cp_refs_gate_enter(void)
 {
 	/* Alone, this thread cannot be racing a fork: only a fork from its own signal handler could
-	 * come, and that one knows it interrupted this thread (st_depth; counted_in stays false, as
-	 * it has been since the process started: it is set only with other threads) */
-	if (cp_single_threaded()) {
-		st_depth++;
+	 * come, and that one waits for no reader (counted_in stays false, readers at 0: they are
+	 * counted only with other threads, and the C library's flag never comes back once cleared;
+	 * no thread is started inside the gate). Nothing written: a forking server's parent would
+	 * copy the page after every fork. */
+	if (cp_single_threaded())
 		return;
-	}
 	if (depth++ > 0)
 		return;
 	for (;;) {
@@ -87,10 +81,8 @@ void cp_refs_gate_enter(void)
 
 void cp_refs_gate_leave(void)
 {
-	if (cp_single_threaded()) {
-		st_depth--;
+	if (cp_single_threaded())
 		return;
-	}
 	if (--depth > 0 || !counted_in)
 		return;
 	atomic_fetch_sub(&G.readers, 1);

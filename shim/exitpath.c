@@ -22,6 +22,7 @@
 #include "shim/hot.h"
 #include "shim/real.h"
 #include "shim/refs.h"
+#include "shim/errsave.h"
 
 #define EXIT_SET_MAX 4096 /* graceful closes drained side by side; beyond, one last read each */
 

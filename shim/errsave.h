@@ -7,8 +7,8 @@
  * errno is glibc's thread variable, reached through __errno_location(): a function in a block of
  * the C library's code a forked child of a server never runs itself, so calling it was a page
  * fault in every child (a fork copies no mapping of a file's code). Its address is the thread's
- * for the thread's life, so it is asked once per thread and kept in the shim's own thread
- * variable (initial-exec: a load at a fixed offset from the thread pointer, no call). A thread
+ * for the thread's life, so it is asked once per thread and kept in a thread variable of the
+ * shim's (initial-exec: at a fixed offset from the thread pointer, read without a call). A thread
  * starts with it NULL (the static TLS block is cleared for every new thread, a reused stack's
  * too); a forked child's only thread is the forking thread, at the same addresses, so what it
  * kept is still right; a signal handler that asks first stores the same address the code it
@@ -17,18 +17,12 @@
 #define CLOSEPOLICY_ERRSAVE_H
 
 #include <errno.h>
-#include <stddef.h>
 
-extern __thread int *cp_errno_at __attribute__((tls_model("initial-exec"), visibility("hidden")));
-
-/* The thread's first: asks the C library, and keeps the answer. */
-int *cp_errno_ask(void) __attribute__((cold, visibility("hidden")));
-
-static inline int *cp_errno_loc(void)
-{
-	int *at = cp_errno_at;
-	return __builtin_expect(at != NULL, 1) ? at : cp_errno_ask();
-}
+/* The thread's errno (as __errno_location(); const: it is the same for the thread's life, so
+ * the compiler asks once per function). Not inline: one call in the shim's own code, no bigger
+ * than the call it replaces, where an inline thread-variable load and its first-use branch at
+ * every errno of the shim grew the code a forked child runs past its one block (Makefile). */
+int *cp_errno_loc(void) __attribute__((const, visibility("hidden")));
 
 #undef errno
 #define errno (*cp_errno_loc())

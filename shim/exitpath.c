@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "shim/close.h"
 #include "shim/counters.h"
@@ -22,6 +23,7 @@
 #include "shim/hot.h"
 #include "shim/real.h"
 #include "shim/refs.h"
+#include "shim/errsave.h"
 
 #define EXIT_SET_MAX 4096 /* graceful closes drained side by side; beyond, one last read each */
 
@@ -75,7 +77,13 @@ static void finish(struct cp_exit_set *set, size_t i, const char *outcome, int e
 {
 	struct exit_drain *d = &set->d[i];
 	cp_event_drain(d->s, d->fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
-	cp_real_close(d->fd);
+	/* At EOF nothing is unread and nothing more can come, and the FIN is sent (the drain's
+	 * shutdown, or the program's): the kernel's close at exit puts nothing different on the wire,
+	 * and the number is often one of several for the socket (inetd-style, busybox: 0 and 1), so
+	 * the close would only be a system call more per connection. Closed here where it can
+	 * matter: unread data (its close sends RST), a reset, a drain cut short. */
+	if (strcmp(outcome, "eof") != 0)
+		cp_real_close(d->fd);
 	cp_sock_release(d->s);
 	set->d[i] = set->d[--set->n];
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "shim/counters.h"
+#include "shim/hot.h"
 #include "shim/ownfd.h"
 #include "shim/quiet.h"
 #include "shim/perproc.h"
@@ -96,7 +97,9 @@ void cp_log_set_program(const char *program)
 	cfg.program[n] = '\0';
 }
 
-bool cp_log_enabled(enum cp_log_level level)
+/* Asked by every close a forked child makes (and by its exit path): with the code a child runs,
+ * not in this file's block of code (see Makefile, COLD_OBJ). */
+CP_HOT bool cp_log_enabled(enum cp_log_level level)
 {
 	return level <= cfg.level;
 }

@@ -2,7 +2,7 @@
  *
  * fork write-protects every private page; each page either process writes afterwards is a page
  * fault (and a copy while the other still maps it). What a fork itself writes — the gate that
- * holds closes off (refs.c), the allocator's free lists and their lock (sock.c), the cached pid
+ * holds closes off (refs.c), the allocator's private list and its lock (sock.c), the cached pid
  * (log lines) — lives here instead, on a page marked MADV_WIPEONFORK before the first fork: the
  * kernel leaves the parent's page writable and gives the child a fresh zero page, which is
  * exactly a new process's state (every field starts at zero). The child touches it only when it
@@ -36,8 +36,8 @@ struct cp_perproc {
 			atomic_int held_off;            /* 0 open; 1 held by a fork/exec/spawn; 2 held, with waiters */
 			_Atomic(void *) holder;         /* the thread holding the gate (its TLS marker) */
 			_Atomic(void *) fork_caller;    /* the thread in the fork wrapper, if any */
-			/* sock.c: recycled objects */
-			_Atomic(struct cp_sock *) released;
+			/* sock.c: recycled objects taken for reuse (the stack of released ones is
+			 * on the descriptor table's first page: sock.c says why) */
 			struct cp_sock *spare;
 			pthread_mutex_t spare_lock;     /* all zero: PTHREAD_MUTEX_INITIALIZER */
 			/* this process's id, 0 until asked (a child's page starts at 0) */

@@ -1,5 +1,6 @@
 /* closepolicy — socket objects: allocation by recycling, reference counts, epoll registrations. */
 #include "shim/sock.h"
+#include "shim/hot.h"
 #include "shim/perproc.h"
 #include "shim/sockinfo.h"
 
@@ -9,20 +10,51 @@
 
 /* Released objects go on a lock-free stack (push only, safe in a signal handler); allocation
  * takes the whole stack at once (exchange: no ABA problem) into a private list under a mutex.
- * All three are on the per-process page: a forked child starts with empty lists and an unlocked
- * mutex (whatever another thread of the parent was doing with them), and a fork takes no lock. */
+ *
+ * The private list and its mutex are on the per-process page: a forked child starts with an
+ * empty list and an unlocked mutex, whatever another thread of the parent was doing with them
+ * (the objects on the parent's list are lost to the child: a few, once).
+ *
+ * The stack's head is not: it is on the page of the descriptor table's first entries, which a
+ * close writes anyway (hot.h), so the child's first release writes no page of its own (on the
+ * per-process page it was two faults: the load mapped the zero page, the exchange copied it).
+ * A child may inherit the stack as it is: a push writes the object's link, then swings the head
+ * with one compare-and-swap, and a fork's copy cannot show the head's write without the link's
+ * (the pushing thread's later write waits for the fork, or reaches both copies); a take is one
+ * exchange. So the child's stack is always a whole stack of objects free in the child too: no
+ * descriptor of its table points at one (the entry is cleared before the release). */
 #define P cp_perproc
+static _Atomic(struct cp_sock *) released CP_HOT_DATA(00);
+
+/* The first objects are on the same page too (after its other data, before the table's entries):
+ * a forking server's parent and child both write the accepted connection's object at their close
+ * (its count), and with the object on the heap that was a second page copied in each process.
+ * Recycled like any other, never freed; a server that closes in the parent after each fork uses
+ * two (the listener's and one connection's) over and over. */
+#define POOL_SIZE 4
+static struct cp_sock pool[POOL_SIZE] CP_HOT_DATA(01);
+static atomic_uint pool_used CP_HOT_DATA(00);
+
+static struct cp_sock *from_pool(void)
+{
+	unsigned i = atomic_load_explicit(&pool_used, memory_order_relaxed);
+	while (i < POOL_SIZE && !atomic_compare_exchange_weak(&pool_used, &i, i + 1))
+		;
+	return i < POOL_SIZE ? &pool[i] : NULL;
+}
 
 struct cp_sock *cp_sock_new(void)
 {
 	struct cp_sock *s;
 	pthread_mutex_lock(&P.spare_lock);
 	if (P.spare == NULL)
-		P.spare = atomic_exchange(&P.released, NULL);
+		P.spare = atomic_exchange(&released, NULL);
 	s = P.spare;
 	if (s != NULL)
 		P.spare = s->link;
 	pthread_mutex_unlock(&P.spare_lock);
+	if (s == NULL)
+		s = from_pool();
 	if (s == NULL) {
 		s = malloc(sizeof *s);
 		if (s == NULL)
@@ -38,10 +70,10 @@ struct cp_sock *cp_sock_new(void)
 
 void cp_sock_release(struct cp_sock *s)
 {
-	struct cp_sock *head = atomic_load(&P.released);
+	struct cp_sock *head = atomic_load(&released);
 	do
 		s->link = head;
-	while (!atomic_compare_exchange_weak(&P.released, &head, s));
+	while (!atomic_compare_exchange_weak(&released, &head, s));
 }
 
 void cp_sock_ref(struct cp_sock *s)

@@ -23,8 +23,13 @@
 #include "shim/sockinfo.h"
 #include "shim/errsave.h"
 
+/* What a forking server's child runs of this file (dup2 of the connection onto 0 and 1, as
+ * inetd-style servers and busybox httpd do; shutdown before its exit) is CP_HOT: linked with the code a child runs, not
+ * in this file's block (Makefile, COLD_OBJ), which would be a second block of the shim's code
+ * faulted in by every child. */
+
 /* Inside the gate: drop one descriptor's reference to s. */
-static void drop(struct cp_sock *s)
+CP_HOT static void drop(struct cp_sock *s)
 {
 	if (s != NULL && s != CP_SOCK_SHIM && cp_refs_release(s) != CP_NOT_LAST)
 		cp_sock_release(s);
@@ -33,7 +38,7 @@ static void drop(struct cp_sock *s)
 /* A number just returned by the kernel is free of any earlier socket: an entry still there was
  * left by a close the shim did not see (glibc-internal, a raw syscall). Inside the gate, so a
  * fork counts the socket for its child exactly when the child's table has it. */
-static void store(int fd, struct cp_sock *s)
+CP_HOT static void store(int fd, struct cp_sock *s)
 {
 	struct cp_sock *old;
 	cp_refs_gate_enter();
@@ -185,7 +190,7 @@ void cp_track_adopt(int fd, struct cp_sock *s, enum cp_role role)
 	become_connection(fd, s, role, NULL, 0);
 }
 
-void cp_track_dup(int oldfd, int newfd)
+CP_HOT void cp_track_dup(int oldfd, int newfd)
 {
 	int saved = errno;
 	cp_refs_gate_enter(); /* the reference and the entry go to a fork's child together */
@@ -219,7 +224,7 @@ static int evict_shim_fd(int fd)
 	return 0;
 }
 
-int cp_track_before_dup2(int oldfd, int newfd)
+CP_HOT int cp_track_before_dup2(int oldfd, int newfd)
 {
 	struct cp_sock *t = cp_fd_get(newfd);
 	if (t == NULL || oldfd == newfd)
@@ -232,7 +237,7 @@ int cp_track_before_dup2(int oldfd, int newfd)
 	return 0;
 }
 
-void cp_track_shutdown(int fd, int how)
+CP_HOT void cp_track_shutdown(int fd, int how)
 {
 	struct cp_sock *s = cp_fd_get(fd);
 	if (s != NULL && s != CP_SOCK_SHIM && (how == SHUT_WR || how == SHUT_RDWR))

@@ -150,10 +150,10 @@ unit: $(UNIT_BIN) $(CMD)
 TSAN_SKIP := itest_run itest_exec_fds itest_run_warnings itest_sigpipe_system itest_ownfd \
 	     itest_nothread itest_quiet
 # Page faults and system calls counted against the bare program (itest_forkcost, itest_syscalls,
-# itest_startcalls)
+# itest_startcalls, itest_sigcalls)
 # are the plain build's: a sanitizer's runtime adds its own (shadow memory, interceptors, its
 # threads' calls).
-PLAIN_ONLY := itest_forkcost itest_syscalls itest_startcalls
+PLAIN_ONLY := itest_forkcost itest_syscalls itest_startcalls itest_sigcalls
 ifeq ($(SAN),thread)
 ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP) $(PLAIN_ONLY)),$(ITEST_BIN))
 else ifeq ($(SAN),1)

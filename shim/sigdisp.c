@@ -41,7 +41,13 @@
  *    after A's, its old is A;
  *  - the shim's handler, anywhere in there, acts on the last publication: the disposition of the
  *    calls made whole so far (the kernel's action is the shim's handler for every disposition but
- *    SIG_IGN, and a SIGPIPE the kernel ignores for A's SIG_IGN is one the program asked to ignore).
+ *    SIG_IGN, and a SIGPIPE the kernel ignores for A's SIG_IGN is one the program asked to ignore);
+ *  - a change that depends on the record (SA_RESETHAND's return to SIG_DFL, siginterrupt) is
+ *    decided again on the newest record at each try; one that no longer applies after a try
+ *    that set the kernel sets the newest record's action again.
+ * Why the last to publish is the last to have set the kernel: a writer Y whose kernel call falls
+ * between X's kernel call and X's swap read `cur` before its call, so before X's swap: Y's swap
+ * fails and Y calls again, after. No writer ends without a swap that follows its last call.
  * Nothing waits: no deadlock whatever a handler does. A writer abandoned by a siglongjmp out of a
  * handler that interrupted it keeps its buffer (RECS - 1 such, and a change fails with EAGAIN),
  * and may have set the kernel without publishing: the next change sets both again.
@@ -274,9 +280,12 @@ static int change(change_fn fn, const void *arg, struct sigaction *old)
 		long prev_kflags;
 		uint64_t c = snapshot(&prev, &prev_kflags);
 		if (!fn(&prev, &next, arg)) {
-			unclaim((unsigned)b);
-			*old = prev;
-			break;
+			if (first) {
+				unclaim((unsigned)b);
+				*old = prev;
+				break;
+			}
+			next = prev; /* the kernel may hold this writer's first try: the record's again */
 		}
 		struct sigaction rec = as_read_back(&next), k = kernel_action(&rec), kold;
 		bool learning = !atomic_load_explicit(&st.learned, memory_order_acquire);
@@ -296,8 +305,9 @@ static int change(change_fn fn, const void *arg, struct sigaction *old)
 			rec = as_read_back(&next); /* with what was learned */
 		}
 		fill((unsigned)b, &rec, k.sa_flags);
-		if (atomic_compare_exchange_strong_explicit(&st.cur, &c, (c & ~(uint64_t)CUR_IDX) + CUR_GEN + (unsigned)b,
-							    memory_order_release, memory_order_relaxed)) {
+		uint64_t mine = (c & ~(uint64_t)CUR_IDX) + CUR_GEN + (unsigned)b;
+		if (atomic_compare_exchange_strong_explicit(&st.cur, &c, mine, memory_order_release,
+							    memory_order_relaxed)) {
 			unclaim((unsigned)(c & CUR_IDX));
 			*old = prev;
 			break;

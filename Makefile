@@ -146,14 +146,16 @@ unit: $(UNIT_BIN) $(CMD)
 # programs under the shim (run, exec_fds, run_warnings, sigpipe_system), and tests whose
 # step_server stands in for pthread_create, which the TSan runtime must see for every thread
 # (ownfd, nothread). itest_quiet runs /bin/sh under the shim (the relative log path test, which
-# does too, lives in itest_run for that reason).
+# does too, lives in itest_run for that reason). itest_signested: the runtime stands between the
+# program and sigaction() (it installs its own handler, with its own mask, and runs the program's
+# later, outside system calls), so even the bare program's changes do not read back as it made them.
 TSAN_SKIP := itest_run itest_exec_fds itest_run_warnings itest_sigpipe_system itest_ownfd \
-	     itest_nothread itest_quiet
+	     itest_nothread itest_quiet itest_signested
 # Page faults and system calls counted against the bare program (itest_forkcost, itest_syscalls,
-# itest_startcalls)
+# itest_startcalls, itest_sigcalls)
 # are the plain build's: a sanitizer's runtime adds its own (shadow memory, interceptors, its
 # threads' calls).
-PLAIN_ONLY := itest_forkcost itest_syscalls itest_startcalls
+PLAIN_ONLY := itest_forkcost itest_syscalls itest_startcalls itest_sigcalls
 ifeq ($(SAN),thread)
 ITEST_RUN := $(filter-out $(addprefix $(BUILD)/tests/,$(TSAN_SKIP) $(PLAIN_ONLY)),$(ITEST_BIN))
 else ifeq ($(SAN),1)

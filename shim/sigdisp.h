@@ -8,8 +8,9 @@
  * ignores SIGPIPE the kernel ignores it too: SIG_IGN survives exec (a handler does not), and the
  * program's children expect to inherit it; the write wrappers log those EPIPEs instead.
  *
- * Every reader here is async-signal-safe; changes block all signals in the changing thread for
- * the few instructions they take, so a handler can never find the record half written. */
+ * Every reader here is async-signal-safe and never waits: it reads a published copy of the record,
+ * which no change writes (sigdisp.c tells how changes, nested ones from a handler included, keep
+ * the record and the kernel in agreement). */
 #ifndef CLOSEPOLICY_SIGDISP_H
 #define CLOSEPOLICY_SIGDISP_H
 
@@ -21,6 +22,10 @@ enum cp_disp { CP_DISP_DEFAULT, CP_DISP_IGNORE, CP_DISP_HANDLER };
 /* Read the inherited disposition and put the shim's handler in front of it (once; idempotent).
  * Also resolves every real signal installer now, so none is resolved inside a handler. */
 void cp_sigdisp_init(void);
+
+/* The shim's handler, first: true when the SIGPIPE came while start-up does not know the
+ * inherited disposition yet; start-up then sends it again. Async-signal-safe. */
+bool cp_sigdisp_defer(const siginfo_t *si);
 
 /* A consistent copy of the program's action (async-signal-safe). */
 void cp_sigdisp_get(struct sigaction *out);

@@ -128,6 +128,10 @@ static void die(siginfo_t *si)
 void cp_sigpipe_handler(int sig, siginfo_t *si, void *ctx)
 {
 	int saved = errno;
+	if (cp_sigdisp_defer(si)) {
+		cp_errno_restore(saved);
+		return;
+	}
 	struct sigaction prog;
 	cp_sigdisp_get(&prog);
 	enum cp_disp disp = cp_sigdisp_of(&prog);

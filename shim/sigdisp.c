@@ -49,7 +49,7 @@
  * between X's kernel call and X's swap read `cur` before its call, so before X's swap: Y's swap
  * fails and Y calls again, after. No writer ends without a swap that follows its last call.
  * Nothing waits: no deadlock whatever a handler does. A writer abandoned by a siglongjmp out of a
- * handler that interrupted it keeps its buffer (RECS - 1 such, and a change fails with EAGAIN),
+ * handler that interrupted it keeps its buffer (taken back when every buffer is: see claim()),
  * and may have set the kernel without publishing: the next change sets both again.
  *
  * That holds for one thread. With several, a writer also takes the writers' lock with every
@@ -131,14 +131,22 @@ static uint64_t snapshot(struct sigaction *out, long *kflags)
 	}
 }
 
-/* A buffer neither published nor being filled; -1 when every one is (see above). */
+/* A buffer neither published nor being filled. When every one is taken, the others than the
+ * published one were left by writers a siglongjmp abandoned (seven writers part-way in one thread
+ * would be handlers nested seven deep, each inside sigaction(SIGPIPE)): they are taken back,
+ * rather than failing the program's call. */
 static int claim(void)
 {
 	unsigned b = atomic_load_explicit(&st.busy, memory_order_relaxed);
 	for (;;) {
 		unsigned free_bits = ~b & ((1u << RECS) - 1);
-		if (free_bits == 0)
-			return -1;
+		if (free_bits == 0) {
+			unsigned published = 1u << (atomic_load(&st.cur) & CUR_IDX);
+			if (atomic_compare_exchange_weak_explicit(&st.busy, &b, published,
+								  memory_order_acquire, memory_order_relaxed))
+				b = published;
+			continue;
+		}
 		unsigned i = (unsigned)__builtin_ctz(free_bits);
 		if (atomic_compare_exchange_weak_explicit(&st.busy, &b, b | 1u << i, memory_order_acquire,
 							  memory_order_relaxed))
@@ -267,10 +275,6 @@ typedef bool (*change_fn)(const struct sigaction *cur, struct sigaction *next, c
 static int change(change_fn fn, const void *arg, struct sigaction *old)
 {
 	int b = claim();
-	if (b < 0) {
-		errno = EAGAIN;
-		return -1;
-	}
 	/* no other writer part-way (an outer one this interrupted): the kernel holds the published
 	 * record's action, until a nested writer publishes */
 	bool alone = atomic_fetch_add_explicit(&st.in_change, 1, memory_order_relaxed) == 0;

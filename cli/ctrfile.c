@@ -113,6 +113,40 @@ int cp_ctrfile_read(const char *dir, pid_t pid, struct cp_ctr_file *out, char *w
 	return ret;
 }
 
+/* A /proc file's text, NUL-terminated (as much as buf holds). */
+static bool proc_read(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return false;
+	size_t n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return n > 0;
+}
+
+uint64_t cp_ctrfile_started_ns(pid_t pid)
+{
+	char path[64], text[4096];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (!proc_read(path, text, sizeof text))
+		return 0;
+	/* the 22nd field, start time in clock ticks after boot; the 2nd (the name) may hold spaces
+	 * and parentheses, so count from the last ')' (field 2's end) */
+	const char *at = strrchr(text, ')');
+	unsigned long long ticks = 0;
+	if (at == NULL || sscanf(at + 1, " %*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+				 &ticks) != 1) /* state, 18 fields, start time */
+		return 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	const char *b;
+	unsigned long long boot;
+	if (hz <= 0 || !proc_read("/proc/stat", text, sizeof text) || (b = strstr(text, "\nbtime ")) == NULL ||
+	    sscanf(b, "\nbtime %llu", &boot) != 1)
+		return 0;
+	return boot * 1000000000ull + ticks * (1000000000ull / (unsigned long long)hz);
+}
+
 bool cp_ctrfile_live(pid_t pid, unsigned long ino)
 {
 	char path[64], line[1024];

@@ -42,6 +42,10 @@ const char *cp_ctrfile_dir_of(const struct cp_rundirs *d, pid_t pid);
 /* Whether pid maps the file with inode ino (a live process under the shim that made it). */
 bool cp_ctrfile_live(pid_t pid, unsigned long ino);
 
+/* When pid started (CLOCK_REALTIME, ns, to the kernel's clock tick): the load time of its
+ * start-up policy, which the shim does not write (loaded_ns 0); 0 when /proc does not say. */
+uint64_t cp_ctrfile_started_ns(pid_t pid);
+
 /* Sum b into a (rule slots merged by name); for --sum and for top's totals. */
 void cp_ctrfile_add(struct cp_ctr_file *a, const struct cp_ctr_file *b);
 

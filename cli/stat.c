@@ -364,6 +364,8 @@ size_t cp_stat_gather(const struct cp_rundirs *dirs, char **names, int n_names, 
 			}
 			continue;
 		}
+		if (e->f.loaded_ns == 0) /* start-up's policy: loaded as the process started */
+			e->f.loaded_ns = cp_ctrfile_started_ns(pids[i]);
 		e->pids[0] = pids[i];
 		e->n_pids = 1;
 		size_t k = 0;

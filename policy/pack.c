@@ -148,7 +148,29 @@ size_t cp_policy_pack(const struct cp_policy *p, unsigned char *buf, size_t size
 struct reader {
 	const unsigned char *at, *end;
 	bool ok;
+	/* the caller's memory (unpack_in), taken from the front; NULL: calloc */
+	unsigned char *mem;
+	size_t mem_size, mem_used;
 };
+
+/* n zeroed bytes for the policy, or NULL (r->ok then false) */
+static void *take(struct reader *r, size_t n)
+{
+	void *p;
+	if (r->mem == NULL) {
+		p = calloc(1, n);
+	} else {
+		size_t at = r->mem_used + (size_t)(-(uintptr_t)(r->mem + r->mem_used) & 7); /* 8-aligned */
+		p = at <= r->mem_size && n <= r->mem_size - at ? r->mem + at : NULL;
+		if (p != NULL) {
+			memset(p, 0, n);
+			r->mem_used = at + n;
+		}
+	}
+	if (p == NULL)
+		r->ok = false;
+	return p;
+}
 
 static uint32_t get(struct reader *r, int bytes)
 {
@@ -185,11 +207,9 @@ static char *get_string(struct reader *r, bool may_be_absent)
 		r->ok = false;
 		return NULL;
 	}
-	char *s = malloc((size_t)n + 1);
-	if (s == NULL) {
-		r->ok = false;
+	char *s = take(r, (size_t)n + 1);
+	if (s == NULL)
 		return NULL;
-	}
 	memcpy(s, r->at, n);
 	s[n] = '\0';
 	r->at += n;
@@ -210,10 +230,8 @@ static void get_ports(struct reader *r, struct cp_port_range **out, size_t *coun
 	uint32_t n = get_count(r, LIST_MAX, 4);
 	if (n == 0)
 		return;
-	if ((*out = calloc(n, sizeof **out)) == NULL) {
-		r->ok = false;
+	if ((*out = take(r, n * sizeof **out)) == NULL)
 		return;
-	}
 	*count = n;
 	for (uint32_t i = 0; i < n; i++) {
 		(*out)[i].lo = (uint16_t)get(r, 2);
@@ -241,10 +259,8 @@ static void get_cidrs(struct reader *r, struct cp_cidr **out, size_t *count)
 	uint32_t n = get_count(r, LIST_MAX, 18);
 	if (n == 0)
 		return;
-	if ((*out = calloc(n, sizeof **out)) == NULL) {
-		r->ok = false;
+	if ((*out = take(r, n * sizeof **out)) == NULL)
 		return;
-	}
 	*count = n;
 	for (uint32_t i = 0; i < n && r->ok; i++) {
 		struct cp_cidr *c = &(*out)[i];
@@ -261,12 +277,18 @@ static void get_cidrs(struct reader *r, struct cp_cidr **out, size_t *count)
 	}
 }
 
-/* the names the loader gives: 1 to 64 of [A-Za-z0-9._-] */
+/* the names the loader gives: 1 to 64 of [A-Za-z0-9._-] (tested by hand: strspn would be one
+ * more block of the C library's code read at every start that unpacks a policy) */
 static bool name_ok(const char *s)
 {
-	size_t n = strlen(s);
-	return n >= 1 && n <= 64 &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
+	size_t n = 0;
+	for (; s[n] != '\0'; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		      c == '_' || c == '.'))
+			return false;
+	}
+	return n >= 1 && n <= 64;
 }
 
 static void get_rule(struct reader *r, struct cp_rule *rule)
@@ -304,7 +326,7 @@ static void get_rule(struct reader *r, struct cp_rule *rule)
 
 static struct cp_policy *unpack_payload(struct reader *r, const char *source)
 {
-	struct cp_policy *p = calloc(1, sizeof *p);
+	struct cp_policy *p = take(r, sizeof *p);
 	if (p == NULL)
 		return NULL;
 	p->version = (int)get(r, 4);
@@ -321,9 +343,9 @@ static struct cp_policy *unpack_payload(struct reader *r, const char *source)
 	    (p->log.target == CP_LOG_FILE) != (p->log.path != NULL && p->log.path[0] == '/') ||
 	    (p->log.path != NULL && p->log.target != CP_LOG_FILE))
 		r->ok = false;
-	/* the smallest rule is 58 bytes: a count the input cannot hold is refused before calloc */
+	/* the smallest rule is 58 bytes: a count the input cannot hold is refused before memory is taken */
 	uint32_t n = get_count(r, RULES_MAX, 58);
-	if (n > 0 && (p->rules = calloc(n, sizeof *p->rules)) == NULL)
+	if (n > 0 && (p->rules = take(r, n * sizeof *p->rules)) == NULL)
 		r->ok = false;
 	else
 		p->n_rules = n;
@@ -331,16 +353,18 @@ static struct cp_policy *unpack_payload(struct reader *r, const char *source)
 		get_rule(r, &p->rules[i]);
 	if (r->ok && r->at != r->end)
 		r->ok = false; /* bytes left over: not what was packed */
-	if (r->ok && (p->source = malloc(strlen(source) + 1)) != NULL)
+	if (r->ok && (p->source = take(r, strlen(source) + 1)) != NULL)
 		strcpy(p->source, source);
 	if (!r->ok || p->source == NULL) {
-		cp_policy_free(p);
+		if (r->mem == NULL) /* (the caller's memory holds no pointer of the allocator's) */
+			cp_policy_free(p);
 		return NULL;
 	}
 	return p;
 }
 
-struct cp_policy *cp_policy_unpack(const unsigned char *buf, size_t len, const char *source)
+static struct cp_policy *unpack(const unsigned char *buf, size_t len, const char *source, void *mem,
+				size_t mem_size)
 {
 	if (len < CP_PACK_HEADER || memcmp(buf, CP_PACK_MAGIC, 8) != 0 ||
 	    get_le(buf + 8, 4) != CP_PACK_FORMAT)
@@ -349,6 +373,17 @@ struct cp_policy *cp_policy_unpack(const unsigned char *buf, size_t len, const c
 	if (payload != len - CP_PACK_HEADER ||
 	    get_le(buf + CP_PACK_AT_SUM, 8) != cp_pack_checksum(buf + CP_PACK_HEADER, (size_t)payload))
 		return NULL;
-	struct reader r = {buf + CP_PACK_HEADER, buf + len, true};
+	struct reader r = {buf + CP_PACK_HEADER, buf + len, true, mem, mem_size, 0};
 	return unpack_payload(&r, source);
+}
+
+struct cp_policy *cp_policy_unpack(const unsigned char *buf, size_t len, const char *source)
+{
+	return unpack(buf, len, source, NULL, 0);
+}
+
+struct cp_policy *cp_policy_unpack_in(const unsigned char *buf, size_t len, const char *source, void *mem,
+				      size_t size)
+{
+	return mem != NULL ? unpack(buf, len, source, mem, size) : NULL;
 }

@@ -115,6 +115,11 @@ int cp_policy_read_file(const char *path, struct cp_diag *diag, char **text, siz
 #define CP_PACK_FORMAT 1
 size_t cp_policy_pack(const struct cp_policy *policy, unsigned char *buf, size_t size);
 struct cp_policy *cp_policy_unpack(const unsigned char *buf, size_t len, const char *source);
+/* The same, with the policy's every part in the caller's size bytes at mem (no allocation): NULL
+ * also when they do not hold it. A policy unpacked there is never given to cp_policy_free; mem
+ * keeps nothing of use from a packing refused. */
+struct cp_policy *cp_policy_unpack_in(const unsigned char *buf, size_t len, const char *source, void *mem,
+				      size_t size);
 
 /* The built-in policy used without CLOSEPOLICY_FILE: no rules, sigpipe log, stderr, text, info.
  * A static value: never freed, safe to use before any allocation works. */

@@ -8,6 +8,8 @@
 
 #include "policy/policy.h"
 
+#define CP_CONFIG_POLICY_MEM 2048
+
 struct cp_config {
 	/* atomic: `closepolicy reload` swaps them on the shim's thread (reload.c) */
 	const struct cp_policy *_Atomic policy; /* never NULL after init: the file's, or the default */
@@ -15,6 +17,9 @@ struct cp_config {
 	_Atomic bool match_needs_addresses; /* some rule has a port or address condition */
 	char program[128];              /* basename of the executable */
 	const struct cp_matcher *_Atomic reloaded; /* the matcher of a reloaded policy, or NULL */
+	/* the policy of start-up, when it comes from the cache and fits (a few rules do): on the
+	 * page start-up writes anyway, with no heap started for it (polcache.h) */
+	_Alignas(8) unsigned char policy_mem[CP_CONFIG_POLICY_MEM];
 	/* last: its 4 KiB table is written only as far as the policy has rules (start-up writes
 	 * one page of this struct, not two) */
 	struct cp_matcher matcher;

@@ -42,7 +42,15 @@ static struct cp_ctr_file *inherited;
 
 /* The policy in force, copied into the file when it is made and at each reload. */
 static const struct cp_policy *policy_now;
-static uint64_t generation, loaded_ns; /* written by start-up and the reload thread only */
+static uint64_t generation, loaded_ns; /* written by the reload thread only (0: start-up's) */
+
+/* Start-up's policy is the first generation: counted when a file is made or a reload comes,
+ * whichever is first (start-up itself writes nothing here). */
+static void count_startup_generation(void)
+{
+	uint64_t none = 0;
+	__atomic_compare_exchange_n(&generation, &none, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 
 static uint64_t realtime_ns(void)
 {
@@ -118,8 +126,7 @@ static struct cp_ctr_file *make_file(void)
 	f->uid = (uint32_t)geteuid();
 	f->start_ns = realtime_ns();
 	copy_str(f->program, sizeof f->program, cp_cfg.program);
-	uint64_t none = 0;
-	__atomic_compare_exchange_n(&generation, &none, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	count_startup_generation();
 	write_policy(f);
 	__atomic_store_n(&f->accessible, 1, __ATOMIC_RELEASE);
 	if (rename(tmp, PP.ctr_path) < 0) {
@@ -337,6 +344,7 @@ void cp_ctr_policy_loaded(const struct cp_policy *p)
 {
 	__atomic_store_n(&policy_now, p, __ATOMIC_RELEASE);
 	__atomic_store_n(&loaded_ns, realtime_ns(), __ATOMIC_RELAXED);
+	count_startup_generation();
 	__atomic_fetch_add(&generation, 1, __ATOMIC_ACQ_REL);
 	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
 	if (f != NULL && f != &early)

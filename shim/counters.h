@@ -38,7 +38,9 @@ void cp_ctr_sigpipe(const char *call);
 void cp_ctr_error(void);
 void cp_ctr_log_line(bool written);
 
-/* The policy in force changed (start-up, or a reload): generation, file, time. */
+/* The policy in force changed (a reload): generation, file, time. Start-up's policy needs no
+ * call (cp_cfg.policy, generation 1, loaded_ns 0: the process's start, which `closepolicy stat`
+ * reads from /proc): a process that never counts touches neither these nor the clock. */
 void cp_ctr_policy_loaded(const struct cp_policy *p);
 /* A reload was refused: the old policy stays; message says why. */
 void cp_ctr_policy_rejected(const char *message);

@@ -19,7 +19,6 @@ static void sock_fields(struct cp_log_line *l, const struct cp_sock *s)
 
 void cp_event_policy_loaded(const struct cp_policy *p, bool dry_run, bool cached)
 {
-	cp_ctr_policy_loaded(p);
 	enum cp_log_level level = cp_quiet_load_level();
 	if (!cp_log_enabled(level))
 		return;

@@ -33,6 +33,7 @@ struct cp_config cp_cfg;
  * and for a symlinked executable (redis-server -> redis-check-rdb) the name that means something.
  * Copied now: programs such as nginx later overwrite argv for their process titles.
  * /proc/self/exe only when argv[0] is empty. */
+__attribute__((noinline)) /* its PATH_MAX buffer not in init_once's frame, under every call after it */
 static void find_program_name(void)
 {
 	char exe[PATH_MAX];
@@ -162,6 +163,25 @@ static void after_fork_child(void)
 		cp_drain_atfork_child();
 }
 
+/* One event per error of the policy file (diag NULL: no memory to load it). */
+__attribute__((noinline)) /* its message buffer not in init_once's frame */
+static void report_rejected(const char *file, const struct cp_diag *diag)
+{
+	if (diag == NULL) { /* (a policy from the cache is never NULL) */
+		cp_event_policy_error(file, "out of memory loading the policy");
+		return;
+	}
+	char msg[CP_DIAG_MSG + 300];
+	for (size_t i = 0; i < diag->count; i++) {
+		cp_diag_format(diag, i, msg, sizeof msg);
+		cp_event_policy_error(file, msg);
+	}
+	if (diag->truncated)
+		cp_event_policy_error(file, "more errors not shown");
+	if (diag->count == 0)
+		cp_event_policy_error(file, "the policy was rejected");
+}
+
 static void init_once(void)
 {
 	int saved = errno;
@@ -178,7 +198,8 @@ static void init_once(void)
 	struct cp_policy *loaded = NULL;
 	bool cached = false;
 	if (file != NULL && *file != '\0') {
-		loaded = cp_polcache_get(file); /* libyaml and the parse, only for a file new here */
+		/* libyaml and the parse, only for a file new here */
+		loaded = cp_polcache_get(file, cp_cfg.policy_mem, sizeof cp_cfg.policy_mem);
 		cached = loaded != NULL;
 		if (loaded == NULL && (diag = calloc(1, sizeof *diag)) != NULL) /* about 10 KiB: not on a wrapper's stack */
 			loaded = cp_polcache_load(file, diag);
@@ -196,19 +217,7 @@ static void init_once(void)
 
 	if (file != NULL && *file != '\0' && loaded == NULL) {
 		/* one event per error; the program runs unchanged under the default policy */
-		if (diag == NULL) { /* (a policy from the cache is never NULL) */
-			cp_event_policy_error(file, "out of memory loading the policy");
-		} else {
-			char msg[CP_DIAG_MSG + 300];
-			for (size_t i = 0; i < diag->count; i++) {
-				cp_diag_format(diag, i, msg, sizeof msg);
-				cp_event_policy_error(file, msg);
-			}
-			if (diag->truncated)
-				cp_event_policy_error(file, "more errors not shown");
-			if (diag->count == 0)
-				cp_event_policy_error(file, "the policy was rejected");
-		}
+		report_rejected(file, diag);
 	} else if (loaded != NULL) {
 		cp_event_policy_loaded(policy, cp_cfg.dry_run, cached);
 	}

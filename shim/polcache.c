@@ -52,7 +52,7 @@ static int header(const unsigned char *file, size_t len, struct parts *p)
 }
 
 struct cp_policy *cp_polcache_parse(const unsigned char *file, size_t len, const char *path,
-				    const char *text, size_t text_len)
+				    const char *text, size_t text_len, void *mem, size_t mem_size)
 {
 	struct parts p;
 	const unsigned char *at = file + CP_CACHE_HEADER;
@@ -61,7 +61,8 @@ struct cp_policy *cp_polcache_parse(const unsigned char *file, size_t len, const
 	    memcmp(at + p.path_len, text, text_len) != 0)
 		return NULL;
 	at += p.path_len + p.text_len;
-	return cp_policy_unpack(at, p.pack_len, path);
+	struct cp_policy *policy = cp_policy_unpack_in(at, p.pack_len, path, mem, mem_size);
+	return policy != NULL ? policy : cp_policy_unpack(at, p.pack_len, path);
 }
 
 unsigned char *cp_polcache_build(const char *path, const char *text, size_t text_len,
@@ -131,59 +132,68 @@ static bool read_rest(int fd, unsigned char *buf, size_t n)
 	return true;
 }
 
-/* The cache file whole, or NULL. */
-static unsigned char *read_cache(const char *name, struct parts *p)
+/* The cache file whole: into buf (FIRST_READ bytes) when it fits, else malloc'ed; NULL when it
+ * is not there or not of this format. */
+static unsigned char *read_cache(const char *name, struct parts *p, unsigned char *buf)
 {
 	int fd = open(name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return NULL;
-	unsigned char *file = malloc(FIRST_READ);
-	ssize_t got = file ? read_once(fd, file, FIRST_READ) : -1;
+	unsigned char *file = buf;
+	ssize_t got = read_once(fd, file, FIRST_READ);
 	if (got < 0 || header(file, (size_t)got, p) < 0 || (p->total <= FIRST_READ && (size_t)got != p->total)) {
-		free(file);
 		file = NULL;
 	} else if (p->total > FIRST_READ) {
-		unsigned char *more = realloc(file, p->total);
-		if (more == NULL || !read_rest(fd, more + FIRST_READ, p->total - FIRST_READ)) {
-			free(more ? more : file);
-			file = NULL;
-		} else {
-			file = more;
+		file = malloc(p->total);
+		if (file != NULL) {
+			memcpy(file, buf, FIRST_READ);
+			if (!read_rest(fd, file + FIRST_READ, p->total - FIRST_READ)) {
+				free(file);
+				file = NULL;
+			}
 		}
 	}
 	cp_real_close(fd);
 	return file;
 }
 
-/* The policy file's bytes, when it holds len bytes: one read of one byte more, with no fstat
- * (fewer bytes than asked means the end of a regular file; a file that is not these bytes is a
- * miss, however it reads, and no second reading, as the loader's, is needed to trust bytes that
- * equal a text once read whole). */
-static char *read_text(const char *path, size_t len)
+/* The policy file's bytes, when it holds len bytes (into buf of size bytes when they fit, else
+ * malloc'ed): one read of one byte more, with no fstat (fewer bytes than asked means the end of
+ * a regular file; a file that is not these bytes is a miss, however it reads, and no second
+ * reading, as the loader's, is needed to trust bytes that equal a text once read whole). */
+static char *read_text(const char *path, size_t len, char *buf, size_t size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return NULL;
-	char *text = malloc(len + 1);
+	char *text = len < size ? buf : malloc(len + 1);
 	if (text != NULL && read_once(fd, text, len + 1) != (ssize_t)len) {
-		free(text);
+		if (text != buf)
+			free(text);
 		text = NULL;
 	}
 	cp_real_close(fd);
 	return text;
 }
 
-struct cp_policy *cp_polcache_get(const char *path)
+struct cp_policy *cp_polcache_get(const char *path, void *mem, size_t mem_size)
 {
+	/* a usual policy's cache file on the stack, and its text in mem, which the policy is
+	 * unpacked over once the text compared equal: a process that reads its policy from the
+	 * cache starts no heap (getrandom, brk, and its pages) and goes no deeper into its stack */
+	unsigned char file_buf[FIRST_READ];
 	char name[512];
 	struct parts parts;
 	unsigned char *file;
-	if (cache_name(name, sizeof name, path, false) < 0 || (file = read_cache(name, &parts)) == NULL)
+	if (cache_name(name, sizeof name, path, false) < 0 || (file = read_cache(name, &parts, file_buf)) == NULL)
 		return NULL;
-	char *text = read_text(path, parts.text_len);
-	struct cp_policy *p = text ? cp_polcache_parse(file, parts.total, path, text, parts.text_len) : NULL;
-	free(text);
-	free(file);
+	char *text = read_text(path, parts.text_len, mem, mem != NULL ? mem_size : 0);
+	struct cp_policy *p =
+		text ? cp_polcache_parse(file, parts.total, path, text, parts.text_len, mem, mem_size) : NULL;
+	if (text != mem)
+		free(text);
+	if (file != file_buf)
+		free(file);
 	return p;
 }
 

@@ -20,16 +20,19 @@
 #define CP_CACHE_HEADER 24
 #define CP_CACHE_FORMAT 1
 
-/* The policy of the file at path from its cache, or NULL (not cached, or not from these bytes). */
-struct cp_policy *cp_polcache_get(const char *path);
+/* The policy of the file at path from its cache, or NULL (not cached, or not from these bytes):
+ * in the mem_size bytes at mem when they hold it (no allocation at all), else malloc'ed. */
+struct cp_policy *cp_polcache_get(const char *path, void *mem, size_t mem_size);
 /* Parse the file at path (diag filled on error, as cp_policy_load_file) and, when it holds a
  * policy, leave it in the cache for the next processes. */
 struct cp_policy *cp_polcache_load(const char *path, struct cp_diag *diag);
 
 /* The policy a cache file's bytes hold when they were made from the file at path holding text;
- * NULL for anything else. Pure (the fuzzer's entry). */
+ * NULL for anything else. In mem as cp_policy_unpack_in when it holds it (mem NULL: none), else
+ * malloc'ed; text may lie in mem (it is compared before anything is unpacked there). Pure (the
+ * fuzzer's entry). */
 struct cp_policy *cp_polcache_parse(const unsigned char *file, size_t len, const char *path,
-				    const char *text, size_t text_len);
+				    const char *text, size_t text_len, void *mem, size_t mem_size);
 /* The cache file's bytes for the file at path, its text and its policy (malloc'ed, *len set),
  * or NULL. Pure. */
 unsigned char *cp_polcache_build(const char *path, const char *text, size_t text_len,

@@ -6,6 +6,7 @@
  * packing's payload, sealed here with its right checksum, so that the fuzzer spends its time on
  * hostile counts, strings and values rather than on the checksum. Seeds: tests/fuzz/corpus-cache
  * (both shapes, from the example policies). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,15 @@ ssize_t cp_real_write(int fd, const void *buf, size_t n)
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* what the shim unpacks a cached policy into (its start-up's memory), small here so that the
+ * fuzzer reaches both the policies it holds and those it does not (then malloc'ed) */
+static _Alignas(8) unsigned char arena[512];
+
+static bool in_arena(const void *p)
+{
+	return (const unsigned char *)p >= arena && (const unsigned char *)p < arena + sizeof arena;
+}
 
 static uint32_t get32(const uint8_t *at)
 {
@@ -59,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *file = data + 1;
 		size_t len = size - 1;
 		if (len < CP_CACHE_HEADER) {
-			if (cp_polcache_parse(file, len, "", "", 0) != NULL)
+			if (cp_polcache_parse(file, len, "", "", 0, arena, sizeof arena) != NULL)
 				abort();
 			return 0;
 		}
@@ -72,13 +82,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			text = malloc(text_len + 1);
 			memcpy(text, file + CP_CACHE_HEADER + path_len, text_len);
 		}
-		struct cp_policy *q = cp_polcache_parse(file, len, path ? path : "x", text ? text : "", text ? text_len : 0);
+		struct cp_policy *q = cp_polcache_parse(file, len, path ? path : "x", text ? text : "",
+							text ? text_len : 0, arena, sizeof arena);
 		if (q != NULL) {
 			size_t at = CP_CACHE_HEADER + path_len + text_len;
 			check(q, file + at, len - at);
 			if (strcmp(q->source, path) != 0)
 				abort();
-			cp_policy_free(q);
+			if (!in_arena(q))
+				cp_policy_free(q);
 		}
 		free(path);
 		free(text);
@@ -89,6 +101,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(packing + CP_PACK_HEADER, data + 1, size - 1);
 	cp_pack_seal(packing, size - 1);
 	struct cp_policy *q = cp_policy_unpack(packing, len, "fuzz");
+	/* in the caller's memory: the same policy, or none when it does not fit there */
+	struct cp_policy *in = cp_policy_unpack_in(packing, len, "fuzz", arena, sizeof arena);
+	if (in != NULL && (q == NULL || !in_arena(in)))
+		abort();
+	if (in != NULL)
+		check(in, packing, len);
 	if (q != NULL) {
 		check(q, packing, len);
 		cp_policy_free(q);

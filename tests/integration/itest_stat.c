@@ -12,9 +12,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stat_helpers.h"
+
+static time_t test_began;
 
 #define POLICY                                    \
 	"version: 1\n"                            \
@@ -121,6 +124,10 @@ static void test_stat_json_counts_exactly(void **state)
 	assert_string_equal(h_json_str(o, "program"), "step_server");
 	assert_string_equal(h_json_str(o, "policy"), p.policy);
 	assert_int_equal(h_json_num(o, "generation"), 1);
+	/* start-up's policy, loaded as the process started (the shim writes no time for it: stat
+	 * reads the start from /proc): after the test began, not in the future */
+	long long loaded = h_json_num(o, "loaded");
+	assert_true(loaded >= (long long)test_began - 1 && loaded <= (long long)time(NULL) + 1);
 	assert_int_equal(h_json_num(h_json_get(o, "closes"), "graceful"), GRACEFUL);
 	assert_int_equal(h_json_num(h_json_get(o, "closes"), "passthrough"), RISKY);
 	assert_int_equal(h_json_num(h_json_get(o, "closes"), "linger"), 0);
@@ -320,5 +327,6 @@ int main(void)
 		cmocka_unit_test(test_forked_children_count_in_the_servers_file),
 		cmocka_unit_test(test_top_in_a_terminal),
 	};
+	test_began = time(NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

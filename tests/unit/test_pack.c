@@ -3,6 +3,7 @@
  * the loader never gives, unpack to no policy at all. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -103,6 +104,70 @@ static void test_round_trip(void **state)
 	}
 }
 
+/* Unpacked into the caller's memory (the shim's start-up): the same policy, every part of it
+ * inside that memory, wherever it starts (aligned or not); memory one byte too small for it
+ * gives no policy at all, and the malloc'ed unpacking still does. */
+static bool inside(const void *p, const unsigned char *mem, size_t size)
+{
+	return p == NULL || ((const unsigned char *)p >= mem && (const unsigned char *)p < mem + size);
+}
+
+static size_t parts_outside(const struct cp_policy *q, const unsigned char *mem, size_t size)
+{
+	size_t out = !inside(q, mem, size) + !inside(q->rules, mem, size) + !inside(q->log.path, mem, size) +
+		     !inside(q->source, mem, size);
+	for (size_t i = 0; i < q->n_rules; i++) {
+		const struct cp_rule *r = &q->rules[i];
+		out += !inside(r->name, mem, size) + !inside(r->match.program, mem, size) +
+		       !inside(r->match.local_ports, mem, size) + !inside(r->match.peer_ports, mem, size) +
+		       !inside(r->match.local, mem, size) + !inside(r->match.peer, mem, size);
+	}
+	return out;
+}
+
+static void test_unpack_in_memory(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof policies / sizeof *policies; i++) {
+		struct cp_policy *p = load_ok(policies[i]);
+		size_t len;
+		unsigned char *buf = pack(p, &len);
+		char *want = dump(p);
+		unsigned char *mem = malloc(8192 + 1);
+		size_t need = 0;
+		for (size_t shift = 0; shift < 2; shift++) { /* 8-aligned, then not */
+			struct cp_policy *q = cp_policy_unpack_in(buf, len, "other.yaml", mem + shift, 8192);
+			if (q == NULL)
+				fail_msg("policy %zu: not unpacked into 8 KiB", i);
+			assert_int_equal(parts_outside(q, mem + shift, 8192), 0);
+			assert_int_equal((uintptr_t)q % 8, 0);
+			assert_int_equal((uintptr_t)q->rules % 8, 0);
+			assert_string_equal(q->source, "other.yaml");
+			char *got = dump(q);
+			assert_string_equal(got, want);
+			free(got);
+			size_t len2;
+			unsigned char *again = pack(q, &len2);
+			assert_int_equal(len2, len);
+			assert_memory_equal(again, buf, len);
+			free(again);
+		}
+		/* the least memory that holds it, found from above; one byte less holds nothing */
+		for (need = 8192; need > 0 && cp_policy_unpack_in(buf, len, "other.yaml", mem, need - 1) != NULL; need--)
+			;
+		assert_true(need > sizeof(struct cp_policy));
+		assert_null(cp_policy_unpack_in(buf, len, "other.yaml", mem, need - 1));
+		assert_null(cp_policy_unpack_in(buf, len, "other.yaml", NULL, 8192));
+		struct cp_policy *q = cp_policy_unpack(buf, len, "other.yaml");
+		assert_non_null(q);
+		cp_policy_free(q);
+		free(want);
+		free(mem);
+		free(buf);
+		cp_policy_free(p);
+	}
+}
+
 /* A buffer too small is told the size and left without a packing. */
 static void test_small_buffer(void **state)
 {
@@ -124,13 +189,14 @@ static void test_truncated_and_corrupt(void **state)
 		struct cp_policy *p = load_ok(policies[i]);
 		size_t len;
 		unsigned char *buf = pack(p, &len);
+		static _Alignas(8) unsigned char mem[8192];
 		for (size_t cut = 0; cut < len; cut++)
-			if (cp_policy_unpack(buf, cut, "t") != NULL)
+			if (cp_policy_unpack(buf, cut, "t") != NULL || cp_policy_unpack_in(buf, cut, "t", mem, sizeof mem) != NULL)
 				fail_msg("policy %zu cut to %zu of %zu bytes unpacked", i, cut, len);
 		for (size_t at = 0; at < len; at++)
 			for (int bit = 0; bit < 8; bit++) {
 				buf[at] ^= (unsigned char)(1u << bit);
-				if (cp_policy_unpack(buf, len, "t") != NULL)
+				if (cp_policy_unpack(buf, len, "t") != NULL || cp_policy_unpack_in(buf, len, "t", mem, sizeof mem) != NULL)
 					fail_msg("policy %zu with byte %zu changed unpacked", i, at);
 				buf[at] ^= (unsigned char)(1u << bit);
 			}
@@ -260,7 +326,9 @@ static void test_bad_values(void **state)
 		struct cp_policy *p = load_ok(base);
 		bad_values[i].spoil(p);
 		buf = pack(p, &len);
-		if ((q = cp_policy_unpack(buf, len, "t")) != NULL)
+		static _Alignas(8) unsigned char mem[65536];
+		if ((q = cp_policy_unpack(buf, len, "t")) != NULL ||
+		    cp_policy_unpack_in(buf, len, "t", mem, sizeof mem) != NULL)
 			fail_msg("%s: unpacked", bad_values[i].what);
 		free(buf);
 		cp_policy_free(p);
@@ -297,6 +365,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_unpack_in_memory),
 		cmocka_unit_test(test_small_buffer),
 		cmocka_unit_test(test_truncated_and_corrupt),
 		cmocka_unit_test(test_bad_values),

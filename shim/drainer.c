@@ -249,7 +249,7 @@ static void on_readable(struct cp_drain *d, uint64_t now)
 }
 
 /* The sockets no epoll set watches: one read each (a tick's). */
-static void read_polled(uint64_t now)
+CP_PARENT_ONLY static void read_polled(uint64_t now)
 {
 	for (struct cp_drain *d = polled, *n; d != NULL; d = n) {
 		n = d->next;
@@ -311,7 +311,7 @@ static int round_locked(const struct epoll_event *evs, int n)
 	return due;
 }
 
-uint64_t cp_drain_round_here(unsigned how, struct pollfd *p, unsigned max, unsigned *np)
+CP_PARENT_ONLY uint64_t cp_drain_round_here(unsigned how, struct pollfd *p, unsigned max, unsigned *np)
 {
 	*np = 0;
 	if (pthread_mutex_trylock(&active_lock) != 0)
@@ -546,7 +546,7 @@ static void cut_at_exit(uint64_t now)
 
 /* No thread: what is left is drained here, as the thread would (its rounds, every socket read at
  * each, waiting in poll between them), until the deadline. */
-static void finish_here(uint64_t deadline_ns)
+CP_PARENT_ONLY static void finish_here(uint64_t deadline_ns)
 {
 	struct pollfd p[64]; /* more are read at each round all the same (a tick at most apart) */
 	for (;;) {

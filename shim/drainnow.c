@@ -9,7 +9,7 @@
 
 #define DUE cp_perproc.drain_due_ns
 
-void cp_drain_waiting(uint64_t at_ns)
+CP_PARENT_ONLY void cp_drain_waiting(uint64_t at_ns)
 {
 	/* (a round racing with this, from a signal handler, stores its own time: a tick at most) */
 	uint64_t due = atomic_load_explicit(&DUE, memory_order_relaxed);
@@ -17,7 +17,7 @@ void cp_drain_waiting(uint64_t at_ns)
 		atomic_store_explicit(&DUE, at_ns, memory_order_relaxed);
 }
 
-static void round_here(unsigned how)
+CP_PARENT_ONLY static void round_here(unsigned how)
 {
 	int saved = errno;
 	/* cleared first: a socket handed over meanwhile sets it again, or is taken by this round */
@@ -30,14 +30,14 @@ static void round_here(unsigned how)
 	cp_errno_restore(saved);
 }
 
-void cp_drain_service_now(void)
+CP_PARENT_ONLY void cp_drain_service_now(void)
 {
 	uint64_t due = atomic_load_explicit(&DUE, memory_order_relaxed);
 	if (due != 0 && cp_now_ns() >= due)
 		round_here(0);
 }
 
-void cp_drain_before_fork(void)
+CP_PARENT_ONLY void cp_drain_before_fork(void)
 {
 	if (atomic_load_explicit(&cp_perproc.forked, memory_order_relaxed) == 0)
 		atomic_store_explicit(&cp_perproc.forked, 1, memory_order_relaxed);

@@ -17,6 +17,10 @@
 
 #include "shim/perproc.h"
 
+/* Code only a process that forks runs, never its child: kept out of the 64 KiB block of the code
+ * a child runs (the link sorts these sections after every object's .text; see the Makefile). */
+#define CP_PARENT_ONLY __attribute__((noinline, section(".text.~parent")))
+
 /* A graceful close in this process drains without a thread (one thread, and it has forked). */
 static inline bool cp_drain_here_wanted(void)
 {

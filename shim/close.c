@@ -16,6 +16,7 @@
 #include "shim/config.h"
 #include "shim/counters.h"
 #include "shim/drainer.h"
+#include "shim/drainnow.h"
 #include "shim/events.h"
 #include "shim/exitpath.h"
 #include "shim/fdtable.h"
@@ -373,6 +374,7 @@ CP_HOT int cp_close(int fd)
 	}
 	struct release r = { .real = true };
 	close_socket(fd, s, last, &r);
+	cp_drain_service(); /* the sockets closed earlier without a thread (drainnow.h) */
 	int want = r.ret < 0 ? r.err : saved;
 	if (errno != want) /* errno's page: a forking server's parent wrote it after every fork */
 		errno = want;

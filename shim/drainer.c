@@ -27,6 +27,7 @@
 #include "shim/actions.h"
 #include "shim/config.h"
 #include "shim/counters.h"
+#include "shim/drainnow.h"
 #include "shim/events.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
@@ -46,6 +47,8 @@ static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
 /* guarded by active_lock: */
 static struct cp_drain *active;    /* watched in epoll */
 static struct cp_drain *fresh, *fresh_tail; /* handed over, first read still to come (oldest first) */
+static struct cp_drain *polled;    /* watched without epoll: read once a tick (no thread: drainnow.h) */
+static uint64_t next_poll_ns;      /* when the polled ones are read next */
 static unsigned ended;             /* drains ended this round: places given back after the batch */
 /* last, after the small state a fork's child reads (every page it reads first is a fault) */
 static char batch_buf[16384];
@@ -111,8 +114,10 @@ static void finish(struct cp_drain *d, const char *outcome, int err, uint64_t no
 	if (d->watched) {
 		if (d->prev)
 			d->prev->next = d->next;
-		else
+		else if (active == d)
 			active = d->next;
+		else
+			polled = d->next;
 		if (d->next)
 			d->next->prev = d->prev;
 	}
@@ -165,12 +170,16 @@ static void watch(struct cp_drain *d, uint64_t now)
 											: r->drain_max_ms);
 	if (first < next_expiry_ns)
 		next_expiry_ns = first;
+	/* no thread waits in epoll: the calls that run rounds read it once a tick */
+	struct cp_drain **list = atomic_load(&running) != 0 ? &active : &polled;
 	d->watched = true;
 	d->prev = NULL;
-	d->next = active;
-	if (active)
-		active->prev = d;
-	active = d;
+	d->next = *list;
+	if (*list)
+		(*list)->prev = d;
+	*list = d;
+	if (list == &polled)
+		return;
 	struct epoll_event ev = { .events = WATCH, .data.ptr = d };
 	d->armed = true;
 	if (cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_ADD, d->fd, &ev) < 0) {
@@ -239,25 +248,41 @@ static void on_readable(struct cp_drain *d, uint64_t now)
 		rearm(d, now);
 }
 
-/* Finish what has run out of time; return the ms until the next deadline (-1: nothing active). */
+/* The sockets no epoll set watches: one read each (a tick's). */
+CP_PARENT_ONLY static void read_polled(uint64_t now)
+{
+	for (struct cp_drain *d = polled, *n; d != NULL; d = n) {
+		n = d->next;
+		(void)read_once(d, now);
+	}
+	next_poll_ns = now + BUSY_TICK_MS * 1000000u;
+}
+
+static void expire_list(struct cp_drain *list, uint64_t now)
+{
+	for (struct cp_drain *d = list, *n; d != NULL; d = n) {
+		n = d->next;
+		const char *outcome;
+		int left = cp_drain_ms_left(d, sock_of(d)->rule, now, &outcome);
+		if (left == 0) {
+			finish(d, outcome, 0, now);
+			continue;
+		}
+		uint64_t at = now + (uint64_t)left * 1000000u;
+		if (at < next_expiry_ns)
+			next_expiry_ns = at;
+	}
+}
+
+/* Finish what has run out of time; return the ms until the next deadline (-1: nothing watched). */
 static int expire(uint64_t now)
 {
 	if (now >= next_expiry_ns) {
 		next_expiry_ns = UINT64_MAX;
-		for (struct cp_drain *d = active, *n; d != NULL; d = n) {
-			n = d->next;
-			const char *outcome;
-			int left = cp_drain_ms_left(d, sock_of(d)->rule, now, &outcome);
-			if (left == 0) {
-				finish(d, outcome, 0, now);
-				continue;
-			}
-			uint64_t at = now + (uint64_t)left * 1000000u;
-			if (at < next_expiry_ns)
-				next_expiry_ns = at;
-		}
+		expire_list(active, now);
+		expire_list(polled, now);
 	}
-	if (active == NULL) {
+	if (active == NULL && polled == NULL) {
 		next_expiry_ns = UINT64_MAX;
 		return -1;
 	}
@@ -279,9 +304,34 @@ static int round_locked(const struct epoll_event *evs, int n)
 		on_readable(evs[i].data.ptr, now);
 	take_pending();
 	read_fresh(now, false); /* the others wait for the next tick */
+	if (polled != NULL && now >= next_poll_ns)
+		read_polled(now);
 	int due = expire(now);
 	end_round();
 	return due;
+}
+
+CP_PARENT_ONLY uint64_t cp_drain_round_here(unsigned how, struct pollfd *p, unsigned max, unsigned *np)
+{
+	*np = 0;
+	if (pthread_mutex_trylock(&active_lock) != 0)
+		return 0; /* a round is on (another thread's, or the one this signal handler interrupted) */
+	uint64_t now = cp_now_ns();
+	take_pending();
+	read_fresh(now, how & CP_ROUND_FIRST_NOW);
+	if (polled != NULL && ((how & CP_ROUND_POLLED_NOW) || now >= next_poll_ns))
+		read_polled(now);
+	(void)expire(now);
+	end_round();
+	uint64_t next = fresh != NULL ? fresh->start_ns + FIRST_READ_NS : UINT64_MAX;
+	if (polled != NULL) {
+		next = next_poll_ns < next ? next_poll_ns : next;
+		next = next_expiry_ns < next ? next_expiry_ns : next;
+	}
+	for (struct cp_drain *d = polled; d != NULL && *np < max; d = d->next)
+		p[(*np)++] = (struct pollfd){ .fd = d->fd, .events = POLLIN | POLLRDHUP };
+	pthread_mutex_unlock(&active_lock);
+	return next;
 }
 
 static void *drainer_main(void *arg)
@@ -293,7 +343,7 @@ static void *drainer_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&active_lock);
 		int due = round_locked(evs, n);
-		bool idle = fresh == NULL && active == NULL;
+		bool idle = fresh == NULL && active == NULL && polled == NULL;
 		uint64_t now = cp_now_ns();
 		if (!idle)
 			busy_at = now;
@@ -389,6 +439,16 @@ static int ensure_thread(int prog_fd)
 	return -1;
 }
 
+/* Onto the stack of sockets handed over; returns the head it found (NULL: the first of a burst). */
+static struct cp_sock *push(struct cp_sock *s)
+{
+	struct cp_sock *head = atomic_load(&pending);
+	do
+		s->link = head;
+	while (!atomic_compare_exchange_weak(&pending, &head, s));
+	return head;
+}
+
 int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 {
 	struct cp_drain *d = &s->drain;
@@ -397,6 +457,11 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	d->bytes = 0;
 	d->armed = d->watched = false;
 	d->start_ns = d->last_ns = cp_now_ns();
+	if (cp_drain_here_wanted()) { /* no thread: the program's next calls drain it (drainnow.h) */
+		push(s);
+		cp_drain_waiting(d->start_ns + FIRST_READ_NS);
+		return 0;
+	}
 	if (make_epoll() < 0) {
 		cp_event_error(prog_fd, "cannot create the drainer's epoll set", errno,
 			       "drained before close returned");
@@ -404,10 +469,7 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	}
 	if (ensure_thread(prog_fd) < 0)
 		return -1;
-	struct cp_sock *head = atomic_load(&pending);
-	do
-		s->link = head;
-	while (!atomic_compare_exchange_weak(&pending, &head, s));
+	struct cp_sock *head = push(s);
 	/* The thread may have decided to exit just before the push (it clears `running`, then looks
 	 * at `pending`; we push, then look at `running`): one of us sees the other. Should a new
 	 * thread fail to start here, the socket waits for the next start or the exit path. */
@@ -432,6 +494,9 @@ bool cp_drain_fd_moved(int from, int to)
 		if (d->fd == from)
 			d->fd = to, found = true;
 	for (struct cp_drain *d = fresh; d != NULL && !found; d = d->next)
+		if (d->fd == from)
+			d->fd = to, found = true;
+	for (struct cp_drain *d = polled; d != NULL && !found; d = d->next)
 		if (d->fd == from)
 			d->fd = to, found = true;
 	/* handed over, not taken yet: only pushes happen meanwhile, in front of what is read */
@@ -464,8 +529,9 @@ static void cut_at_exit(uint64_t now)
 	if (!lock_briefly())
 		return;
 	take_pending();
-	for (int list = 0; list < 2; list++) {
-		for (struct cp_drain *d = list == 0 ? active : fresh; d != NULL; d = d->next) {
+	struct cp_drain *lists[] = { active, polled, fresh };
+	for (int list = 0; list < 3; list++) {
+		for (struct cp_drain *d = lists[list]; d != NULL; d = d->next) {
 			int err = 0;
 			(void)cp_drain_discard(d->fd, &d->bytes, &err);
 			log_close_note(d);
@@ -473,14 +539,37 @@ static void cut_at_exit(uint64_t now)
 					    (now - d->start_ns) / 1000000u, err);
 		}
 	}
-	active = fresh = fresh_tail = NULL; /* the process is ending: the descriptors go with it */
+	active = polled = fresh = fresh_tail = NULL; /* the process is ending: the descriptors go with it */
 	cp_log_batch_flush(&batch);
 	pthread_mutex_unlock(&active_lock);
+}
+
+/* No thread: what is left is drained here, as the thread would (its rounds, every socket read at
+ * each, waiting in poll between them), until the deadline. */
+CP_PARENT_ONLY static void finish_here(uint64_t deadline_ns)
+{
+	struct pollfd p[64]; /* more are read at each round all the same (a tick at most apart) */
+	for (;;) {
+		unsigned n;
+		uint64_t next = cp_drain_round_here(CP_ROUND_FIRST_NOW | CP_ROUND_POLLED_NOW, p, 64, &n);
+		uint64_t now = cp_now_ns();
+		if (next == UINT64_MAX)
+			return;
+		if (now >= deadline_ns) {
+			cut_at_exit(now);
+			return;
+		}
+		uint64_t until = next == 0 ? now + 1000000u : next < deadline_ns ? next : deadline_ns;
+		uint64_t ms = until > now ? (until - now + 999999u) / 1000000u : 0;
+		(void)poll(p, n, (int)(ms < BUSY_TICK_MS ? ms : BUSY_TICK_MS));
+	}
 }
 
 void cp_drain_finish_at_exit(uint64_t deadline_ns)
 {
 	atomic_store(&exit_waiting, 1);
+	if (atomic_load(&running) == 0)
+		return finish_here(deadline_ns);
 	/* the sockets closed just before exit need not wait for the thread's tick. Only those not
 	 * watched yet: a watched one may be in the events the thread holds, and only the thread
 	 * ends those. */
@@ -524,14 +613,25 @@ bool cp_drain_untouched(void)
 	       atomic_load(&pending) == NULL;
 }
 
+/* Forks take the lock from the first with another thread on (set once, never cleared). Alone,
+ * nothing else changes the lists during a fork; and a lock taken here would be a page written in
+ * both processes at every fork (and a fork from a handler that interrupted a round would wait
+ * for itself). */
+static bool fork_locks;
+
 void cp_drain_atfork_prepare(void)
 {
+	if (!fork_locks && cp_single_threaded())
+		return;
+	if (!fork_locks)
+		fork_locks = true;
 	pthread_mutex_lock(&active_lock);
 }
 
 void cp_drain_atfork_parent(void)
 {
-	pthread_mutex_unlock(&active_lock);
+	if (fork_locks)
+		pthread_mutex_unlock(&active_lock);
 }
 
 void cp_drain_atfork_child(void)
@@ -547,8 +647,12 @@ void cp_drain_atfork_child(void)
 		n = d->next;
 		cp_ownfd_close(d->fd);
 	}
-	if (active != NULL || fresh != NULL)
-		active = fresh = fresh_tail = NULL;
+	for (struct cp_drain *d = polled, *n; d != NULL; d = n) {
+		n = d->next;
+		cp_ownfd_close(d->fd);
+	}
+	if (active != NULL || fresh != NULL || polled != NULL)
+		active = polled = fresh = fresh_tail = NULL;
 	if (batch.len != 0) /* (empty outside a round anyway) */
 		batch.len = 0;
 	if (ended != 0)
@@ -566,5 +670,6 @@ void cp_drain_atfork_child(void)
 		atomic_store(&sleeping, 0);
 	if (atomic_load(&in_progress) != 0)
 		atomic_store(&in_progress, 0);
-	pthread_mutex_unlock(&active_lock);
+	if (fork_locks)
+		pthread_mutex_unlock(&active_lock);
 }

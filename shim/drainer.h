@@ -7,6 +7,7 @@
 #ifndef CLOSEPOLICY_DRAINER_H
 #define CLOSEPOLICY_DRAINER_H
 
+#include <poll.h>
 #include <stdint.h>
 
 #include "shim/sock.h"
@@ -35,6 +36,15 @@ const char *cp_drain_sync(int fd, const struct cp_rule *rule, uint64_t *bytes, i
 /* ms until d's drain ends by time under rule (0: now), and which end: "idle" or "max". */
 int cp_drain_ms_left(const struct cp_drain *d, const struct cp_rule *r, uint64_t now, const char **outcome);
 
+/* A round of the drainer in the calling thread, for the sockets no thread watches (drainnow.h):
+ * those handed over are taken, each read when its first read is due (CP_ROUND_FIRST_NOW: now,
+ * however young) and those watched without epoll once a tick (CP_ROUND_POLLED_NOW: now); the
+ * deadlines applied, the lines written. Returns when the next round is due (UINT64_MAX: nothing
+ * left for one; 0: the lists are busy, try again), and in p (at most max) what to wait on. */
+#define CP_ROUND_FIRST_NOW 1u
+#define CP_ROUND_POLLED_NOW 2u
+uint64_t cp_drain_round_here(unsigned how, struct pollfd *p, unsigned max, unsigned *np);
+
 /* One of the drainer's descriptors (its epoll set, a draining socket's copy) moved
  * from `from` to `to` (the program took the number with dup2). False when it holds no `from`. */
 bool cp_drain_fd_moved(int from, int to);
@@ -44,7 +54,8 @@ bool cp_drain_fd_moved(int from, int to);
 void cp_drain_log_pending(void);
 
 /* Process exit: wait (a futex, no lock) until every drain in progress has ended or deadline_ns
- * has passed; then log what is left with outcome "exit". */
+ * has passed; then log what is left with outcome "exit". With no thread, drain them here
+ * meanwhile. */
 void cp_drain_finish_at_exit(uint64_t deadline_ns);
 
 /* fork: the drainer thread does not exist in the child; its copies must not keep sockets open

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #if defined(__has_include)
 #if __has_include(<sys/single_threaded.h>)
@@ -56,6 +57,10 @@ struct cp_perproc {
 			int reload_started, reload_stop;
 			struct cp_ctr_file *reload_file;
 			pthread_t reload_thread;
+			/* drainnow.c: this process has forked (a child starts without it), and
+			 * closed sockets wait for its own calls to be drained (no thread) */
+			atomic_int forked;
+			_Atomic uint64_t drain_due_ns; /* 0: nothing waits; else the next round's time */
 		};
 		char page_[CP_PERPROC_SIZE];
 	};

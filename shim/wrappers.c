@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "shim/close.h"
+#include "shim/drainnow.h"
 #include "shim/exitpath.h"
 #include "shim/hot.h"
 #include "shim/inherit.h"
@@ -58,6 +59,7 @@ static int ebadf(void)
  * glibc-internal forks; the wrapper sees the return value, to undo the counts if it failed. */
 EXPORT pid_t fork(void)
 {
+	cp_drain_before_fork();
 	return cp_fork();
 }
 
@@ -66,6 +68,7 @@ EXPORT pid_t fork(void)
  * exec or _exit either way) and keeps both processes' state their own. */
 EXPORT pid_t vfork(void)
 {
+	cp_drain_before_fork();
 	return cp_fork();
 }
 
@@ -254,6 +257,7 @@ EXPORT int shutdown(int fd, int how)
 
 EXPORT int socket(int domain, int type, int protocol)
 {
+	cp_drain_service();
 	int fd = cp_real_socket(domain, type, protocol);
 	if (fd >= 0)
 		cp_track_socket(fd, domain, type, protocol);
@@ -287,6 +291,7 @@ EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	if (cp_track_is_shim_fd(fd))
 		return ebadf();
+	cp_drain_service(); /* before it waits: a forking server's parent spends its idle time here */
 	struct peer_buf b;
 	struct sockaddr *a = peer_addr(&b, addr, len);
 	int s = cp_real_accept(fd, a, addr != NULL ? len : &b.len);
@@ -299,6 +304,7 @@ EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	if (cp_track_is_shim_fd(fd))
 		return ebadf();
+	cp_drain_service(); /* before it waits: a forking server's parent spends its idle time here */
 	struct peer_buf b;
 	struct sockaddr *a = peer_addr(&b, addr, len);
 	int s = cp_real_accept4(fd, a, addr != NULL ? len : &b.len, flags);
@@ -311,6 +317,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	if (cp_track_is_shim_fd(fd))
 		return ebadf();
+	cp_drain_service();
 	int ret = cp_real_connect(fd, addr, len);
 	int err = ret < 0 ? errno : 0;
 	cp_track_connect(fd, addr, len, ret, err);

@@ -184,7 +184,10 @@ static struct cp_ctr_file *slow(void)
 
 struct cp_ctr_file *cp_ctr(void)
 {
-	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
+	/* Read with a write (adding nothing): in a forked child this is usually the first touch of
+	 * its per-process page, and a read would map the zero page and its first write there
+	 * (rule_slot's) fault again; in the parent the page is writable, a locked add costs no fault */
+	struct cp_ctr_file *f = __atomic_fetch_add(&PP.ctr_mine, 0, __ATOMIC_ACQUIRE);
 	if (f != NULL)
 		return f;
 	f = __atomic_load_n(&inherited, __ATOMIC_ACQUIRE);
@@ -280,7 +283,12 @@ void cp_ctr_drain(const char *outcome, uint64_t ms, int err)
 	struct cp_ctr_file *f = cp_ctr();
 	unsigned k = CP_DRAIN_ERROR;
 	(void)err; /* a read error ends a drain as "reset" or the like: counted by its outcome */
-	for (unsigned i = 0; i < CP_DRAIN_ERROR; i++)
+	/* the same literal is one string in the object (the link merges them): compared by address
+	 * first, a forked child reads no page of the object's strings to count its drain */
+	for (unsigned i = 0; i < CP_DRAIN_ERROR && k == CP_DRAIN_ERROR; i++)
+		if (outcome == names[i])
+			k = i;
+	for (unsigned i = 0; i < CP_DRAIN_ERROR && k == CP_DRAIN_ERROR; i++)
 		if (strcmp(outcome, names[i]) == 0)
 			k = i;
 	cp_ctr_add(&f->drains[k], 1);

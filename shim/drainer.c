@@ -670,6 +670,8 @@ void cp_drain_atfork_child(void)
 		atomic_store(&sleeping, 0);
 	if (atomic_load(&in_progress) != 0)
 		atomic_store(&in_progress, 0);
+	if (atomic_load_explicit(&cp_drain_due_ns, memory_order_relaxed) != 0) /* the lists are gone */
+		atomic_store_explicit(&cp_drain_due_ns, 0, memory_order_relaxed);
 	if (fork_locks)
 		pthread_mutex_unlock(&active_lock);
 }

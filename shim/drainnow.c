@@ -6,8 +6,10 @@
 
 #include "shim/drainer.h"
 #include "shim/errsave.h"
+#include "shim/hot.h"
 
-#define DUE cp_perproc.drain_due_ns
+_Atomic uint64_t cp_drain_due_ns CP_HOT_DATA(00);
+#define DUE cp_drain_due_ns
 
 CP_PARENT_ONLY void cp_drain_waiting(uint64_t at_ns)
 {

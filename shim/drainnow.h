@@ -32,11 +32,17 @@ void cp_drain_waiting(uint64_t at_ns);
 
 void cp_drain_service_now(void);
 
-/* In the wrappers a forking server calls anyway: one load of a word on the per-process page
- * (which those calls read anyway) when nothing waits. Preserves errno. */
+/* 0: nothing waits; else the next round's time. On the page of the descriptor table's first
+ * entries (hot.h), not the per-process page: a forked child's first touch of that page would be
+ * this load (the zero page mapped, then a second fault at its first write there). A child
+ * inherits it set when its parent had sockets waiting; cp_drain_atfork_child clears it. */
+extern _Atomic uint64_t cp_drain_due_ns;
+
+/* In the wrappers a forking server calls anyway: one load of a word on a page those calls read
+ * anyway when nothing waits. Preserves errno. */
 static inline void cp_drain_service(void)
 {
-	if (__builtin_expect(atomic_load_explicit(&cp_perproc.drain_due_ns, memory_order_relaxed) != 0, 0))
+	if (__builtin_expect(atomic_load_explicit(&cp_drain_due_ns, memory_order_relaxed) != 0, 0))
 		cp_drain_service_now();
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "shim/counters.h"
+#include "shim/hot.h"
 #include "shim/log.h"
 #include "shim/quiet.h"
 
@@ -130,9 +131,16 @@ void cp_event_risk(const struct cp_close_facts *c, const char *message)
 	cp_log_end(&l);
 }
 
-void cp_event_drain(const struct cp_sock *s, int fd, uint64_t bytes, const char *outcome, uint64_t ms,
-		    int err)
+/* Counted wherever it ends; the code of the line only where it is written (this file is linked
+ * with what a forked child does not run: a child that drains at exit below level info runs
+ * only the counting, in the block of the code it runs anyway). */
+CP_HOT void cp_event_drain(const struct cp_sock *s, int fd, uint64_t bytes, const char *outcome,
+			   uint64_t ms, int err)
 {
+	if (!cp_log_enabled(CP_LEVEL_INFO)) {
+		cp_ctr_drain(outcome, ms, err);
+		return;
+	}
 	cp_event_drain_into(NULL, s, fd, bytes, outcome, ms, err);
 }
 

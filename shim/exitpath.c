@@ -33,15 +33,29 @@ struct exit_drain {
 	uint64_t start_ns, last_ns, bytes;
 };
 
+/* The first few drains, and their poll entries, on the page of the descriptor table's first
+ * entries, which the exit path writes anyway (hot.h): a forking server's child that drains its
+ * connection at exit writes no other page of the set (two faults, where each child has ~40). */
+#define EXIT_SET_NEAR 4
+
 struct cp_exit_set {
 	uint64_t deadline_ns;
 	size_t n;
-	struct exit_drain d[EXIT_SET_MAX];
-	struct pollfd p[EXIT_SET_MAX];
+	struct exit_drain near[EXIT_SET_NEAR];
+	struct pollfd p_near[EXIT_SET_NEAR];
 };
 
 /* Static, not on the stack or the heap: the exit path allocates nothing. */
-static struct cp_exit_set exit_set;
+static struct cp_exit_set exit_set CP_HOT_DATA(00);
+static struct {
+	struct exit_drain d[EXIT_SET_MAX - EXIT_SET_NEAR];
+	struct pollfd p[EXIT_SET_MAX];
+} exit_far;
+
+static struct exit_drain *drain_at(struct cp_exit_set *set, size_t i)
+{
+	return i < EXIT_SET_NEAR ? &set->near[i] : &exit_far.d[i - EXIT_SET_NEAR];
+}
 /* On the page of the descriptor table's first entries, which the exit path writes anyway: a
  * forked child that exits with connections copies one page for both (hot.h). */
 static atomic_int exit_started CP_HOT_DATA(00);
@@ -73,19 +87,19 @@ int cp_exit_linger_s(const struct cp_exit_set *set, uint32_t linger_s)
 	return (int)(linger_s < left_s ? linger_s : left_s);
 }
 
-static void finish(struct cp_exit_set *set, size_t i, const char *outcome, int err, uint64_t now)
+static void finish(struct cp_exit_set *set, size_t i, const char *outcome, bool eof, int err, uint64_t now)
 {
-	struct exit_drain *d = &set->d[i];
+	struct exit_drain *d = drain_at(set, i);
 	cp_event_drain(d->s, d->fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
 	/* At EOF nothing is unread and nothing more can come, and the FIN is sent (the drain's
 	 * shutdown, or the program's): the kernel's close at exit puts nothing different on the wire,
 	 * and the number is often one of several for the socket (inetd-style, busybox: 0 and 1), so
 	 * the close would only be a system call more per connection. Closed here where it can
 	 * matter: unread data (its close sends RST), a reset, a drain cut short. */
-	if (strcmp(outcome, "eof") != 0)
+	if (!eof)
 		cp_real_close(d->fd);
 	cp_sock_release(d->s);
-	set->d[i] = set->d[--set->n];
+	*d = *drain_at(set, --set->n);
 }
 
 void cp_exit_leave_open(struct cp_exit_set *set, int fd)
@@ -115,12 +129,12 @@ void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s, bool ve
 	}
 	cp_drain_prepare(fd, s);
 	uint64_t now = cp_now_ns();
-	set->d[set->n++] = (struct exit_drain){ .fd = fd, .s = s, .start_ns = now, .last_ns = now };
+	*drain_at(set, set->n++) = (struct exit_drain){ .fd = fd, .s = s, .start_ns = now, .last_ns = now };
 	if (set->n == EXIT_SET_MAX) {
 		/* full: one last read, so the kernel's close sends FIN rather than RST */
 		int err = 0;
-		int got = cp_drain_discard(fd, &set->d[set->n - 1].bytes, &err);
-		finish(set, set->n - 1, got > 0 ? "eof" : got < 0 ? "reset" : "exit", err, now);
+		int got = cp_drain_discard(fd, &drain_at(set, set->n - 1)->bytes, &err);
+		finish(set, set->n - 1, got > 0 ? "eof" : got < 0 ? "reset" : "exit", got > 0, err, now);
 	}
 }
 
@@ -145,7 +159,7 @@ static void drain_set(struct cp_exit_set *set)
 	while (set->n > 0) {
 		uint64_t now = cp_now_ns(), next = UINT64_MAX;
 		for (size_t i = set->n; i-- > 0;) { /* downwards: finish() moves the last entry to i */
-			struct exit_drain *d = &set->d[i];
+			struct exit_drain *d = drain_at(set, i);
 			int err = 0;
 			uint64_t before = d->bytes;
 			int got = cp_drain_discard(d->fd, &d->bytes, &err);
@@ -154,17 +168,18 @@ static void drain_set(struct cp_exit_set *set)
 			const char *outcome;
 			uint64_t end = time_end(set, d, &outcome);
 			if (got != 0)
-				finish(set, i, got > 0 ? "eof" : "reset", err, now);
+				finish(set, i, got > 0 ? "eof" : "reset", got > 0, err, now);
 			else if (end <= now)
-				finish(set, i, outcome, 0, now);
+				finish(set, i, outcome, false, 0, now);
 			else if (end < next)
 				next = end;
 		}
+		struct pollfd *p = set->n <= EXIT_SET_NEAR ? set->p_near : exit_far.p;
 		for (size_t i = 0; i < set->n; i++)
-			set->p[i] = (struct pollfd){ .fd = set->d[i].fd, .events = POLLIN | POLLRDHUP };
+			p[i] = (struct pollfd){ .fd = drain_at(set, i)->fd, .events = POLLIN | POLLRDHUP };
 		if (set->n > 0) {
 			uint64_t ms = (next - now + 999999u) / 1000000u;
-			(void)poll(set->p, set->n, ms > INT_MAX ? INT_MAX : (int)ms);
+			(void)poll(p, set->n, ms > INT_MAX ? INT_MAX : (int)ms);
 		}
 	}
 }

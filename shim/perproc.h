@@ -57,10 +57,9 @@ struct cp_perproc {
 			int reload_started, reload_stop;
 			struct cp_ctr_file *reload_file;
 			pthread_t reload_thread;
-			/* drainnow.c: this process has forked (a child starts without it), and
+			/* drainnow.c: this process has forked (a child starts without it): its
 			 * closed sockets wait for its own calls to be drained (no thread) */
 			atomic_int forked;
-			_Atomic uint64_t drain_due_ns; /* 0: nothing waits; else the next round's time */
 		};
 		char page_[CP_PERPROC_SIZE];
 	};

@@ -175,7 +175,10 @@ static __attribute__((noinline)) ssize_t write_followed(int fd, struct cp_sock *
 {
 	if (s == CP_SOCK_SHIM)
 		return ebadf();
-	if (tcp(s)) {
+	/* A program that ignores SIGPIPE gets none from the kernel either: its write() stays a
+	 * write (the marked path logs an EPIPE the same), and a forking server's child runs no code
+	 * of the C library's that it would not run without the shim (send's is a page fault more). */
+	if (tcp(s) && cp_sigdisp_now() != CP_DISP_IGNORE) {
 		int saved = errno;
 		ssize_t r = cp_real_send(fd, buf, n, MSG_NOSIGNAL);
 		if (r >= 0)

@@ -83,10 +83,13 @@ $(BUILD)/pic/shim/yamldl.o: ALL_CFLAGS += $(if $(YAML_LIBDIR),-DCP_YAML_LIBDIR='
 # whose first byte the C runtime's exit writes in every process anyway (one page, not two).
 START_OBJ := $(BUILD)/pic/shim/init.o
 # The code a forked child runs (its atfork handler, _exit, the exit path, the reference table,
-# the counters) must lie in one 64 KiB stretch: the kernel maps a file's pages into a process in
-# 64 KiB blocks at a fault (fault-around), and a fork copies none of them, so every block a
-# child touches is a page fault in every child. What a child does not run (logging, the policy
-# and its cache, exec hand-over, accept/connect tracking, the reload thread) is linked last.
+# the counters) is kept together, first: the kernel maps a file's pages into a process in 64 KiB
+# blocks of addresses at a fault (fault-around), and a fork copies none of them, so every block
+# a child touches is a page fault in every child. The object's base is only page-aligned (where
+# address space randomisation puts it), so that stretch (about 48 KiB) meets one block or two;
+# aligning the object to 64 KiB would cost every process three system calls at load. What a
+# child does not run (logging, the policy and its cache, exec hand-over, accept/connect
+# tracking, the reload thread) is linked last.
 COLD_OBJ := $(addprefix $(BUILD)/pic/shim/,log.o events.o quiet.o sigpipe.o track.o \
 	inherit.o reload.o polcache.o rundir.o yamldl.o)
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)

@@ -199,7 +199,13 @@ stress: $(LIB) $(BUILD)/tests/itest_stress $(BUILD)/progs/stress_server
 demo: all $(PROG_BIN)
 	@BUILD=$(BUILD) bash demo/demo.sh
 
-bench: all $(BENCH_BIN) $(PROG_BIN)
+# the anchor some benchmarks compare with: an object that does nothing, preloaded as the shim is
+ANCHOR := $(BUILD)/bench-anchor/empty.so
+$(ANCHOR): bench/anchor/empty.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -Wl,-z,noseparate-code -Wl,-z,now -o $@ $<
+
+bench: all $(BENCH_BIN) $(PROG_BIN) $(ANCHOR)
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # ---- the installed layout (closepolicy(1), FILES) and the Debian package ----

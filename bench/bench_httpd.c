@@ -1,6 +1,7 @@
 /* A server that forks a child per connection, as the oldest servers do: busybox httpd serving a
- * 10 kB page, bare, under the shim with no policy (observe only) and with a graceful policy, in
- * interleaved rounds. Client threads each open a connection per request (HTTP/1.0), read the
+ * 10 kB page, bare, with an object that does nothing preloaded (the anchor: what any preloaded
+ * object costs a process per fork), under the shim with no policy (observe only) and with a
+ * graceful policy, in interleaved rounds. Client threads each open a connection per request (HTTP/1.0), read the
  * whole answer to EOF and count it when the body was all there. Figures: requests per second,
  * the medians and the ratios against bare. Skipped, saying so, when busybox is not installed. */
 #include "bench/common.h"
@@ -171,10 +172,17 @@ int main(void)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	char lib[PATH_MAX], buf[PATH_MAX], dir[] = "/tmp/cp-bench-httpd-XXXXXX", page[PATH_MAX + 16];
-	snprintf(buf, sizeof buf, "%s/libclosepolicy.so", getenv("BUILD") ? getenv("BUILD") : "build");
-	if (!realpath(buf, lib) || !mkdtemp(dir)) {
-		perror("bench_httpd");
+	char lib[PATH_MAX], anchor[PATH_MAX], buf[PATH_MAX], dir[] = "/tmp/cp-bench-httpd-XXXXXX",
+								     page[PATH_MAX + 16];
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	snprintf(buf, sizeof buf, "%s/libclosepolicy.so", build);
+	if (!realpath(buf, lib)) {
+		perror("bench_httpd: libclosepolicy.so");
+		return 1;
+	}
+	snprintf(buf, sizeof buf, "%s/bench-anchor/empty.so", build);
+	if (!realpath(buf, anchor) || !mkdtemp(dir)) {
+		perror("bench_httpd: bench-anchor/empty.so (make bench builds it)");
 		return 1;
 	}
 	snprintf(page, sizeof page, "%s/index.html", dir);
@@ -193,24 +201,33 @@ int main(void)
 	port = ntohs(a.sin_port);
 	close(l);
 
-	double bare[ROUNDS], observe[ROUNDS], graceful[ROUNDS], r_obs[ROUNDS], r_gr[ROUNDS];
-	double cpu[3][ROUNDS];
-	long fails[3] = { 0, 0, 0 };
+	double bare[ROUNDS], empty[ROUNDS], observe[ROUNDS], graceful[ROUNDS];
+	double r_emp[ROUNDS], r_obs[ROUNDS], r_gr[ROUNDS], a_obs[ROUNDS], a_gr[ROUNDS];
+	double cpu[4][ROUNDS];
+	long fails[4] = { 0, 0, 0, 0 };
 	for (int r = 0; r < ROUNDS; r++) {
 		bare[r] = run(busybox, dir, NULL, NULL, &fails[0], &cpu[0][r]);
+		empty[r] = run(busybox, dir, anchor, NULL, &fails[3], &cpu[3][r]);
 		observe[r] = run(busybox, dir, lib, NULL, &fails[1], &cpu[1][r]);
 		graceful[r] = run(busybox, dir, lib, policy, &fails[2], &cpu[2][r]);
+		r_emp[r] = empty[r] / bare[r];
 		r_obs[r] = observe[r] / bare[r];
 		r_gr[r] = graceful[r] / bare[r];
+		a_obs[r] = observe[r] / empty[r];
+		a_gr[r] = graceful[r] / empty[r];
 	}
-	double b = median(bare, ROUNDS), o = median(observe, ROUNDS), g = median(graceful, ROUNDS);
-	double ro = median(r_obs, ROUNDS), rg = median(r_gr, ROUNDS);
+	double b = median(bare, ROUNDS), e = median(empty, ROUNDS), o = median(observe, ROUNDS),
+	       g = median(graceful, ROUNDS);
+	double re = median(r_emp, ROUNDS), ro = median(r_obs, ROUNDS), rg = median(r_gr, ROUNDS);
 	printf("httpd: busybox httpd, 10 kB page, %d clients, a connection per request: bare %.0f req/s | observe only %.0f req/s (%.3fx; %.3fx-%.3fx) | graceful %.0f req/s (%.3fx; %.3fx-%.3fx)  (medians of %d rounds; incomplete answers %ld / %ld / %ld)\n",
 	       CLIENTS, b, o, ro, r_obs[0], r_obs[ROUNDS - 1], g, rg, r_gr[0], r_gr[ROUNDS - 1], ROUNDS,
 	       fails[0], fails[1], fails[2]);
-	double cb = median(cpu[0], ROUNDS), co = median(cpu[1], ROUNDS), cg = median(cpu[2], ROUNDS);
-	printf("httpd: the server's CPU time per request (parent and children; clock ticks, so coarse): bare %.0f us | observe only %.0f us (%.2fx) | graceful %.0f us (%.2fx)\n",
-	       cb, co, co / cb, cg, cg / cb);
+	printf("httpd: against an object that does nothing, preloaded (%.0f req/s, %.3fx bare; incomplete answers %ld): observe only %.3fx, graceful %.3fx\n",
+	       e, re, fails[3], median(a_obs, ROUNDS), median(a_gr, ROUNDS));
+	double cb = median(cpu[0], ROUNDS), co = median(cpu[1], ROUNDS), cg = median(cpu[2], ROUNDS),
+	       ce = median(cpu[3], ROUNDS);
+	printf("httpd: the server's CPU time per request (parent and children; clock ticks, so coarse): bare %.0f us | an object that does nothing %.0f us (%.2fx) | observe only %.0f us (%.2fx) | graceful %.0f us (%.2fx)\n",
+	       cb, ce, ce / cb, co, co / cb, cg, cg / cb);
 	unlink(page);
 	rmdir(dir);
 	unlink(policy);

@@ -6,7 +6,7 @@
  * empty and the thread asleep wakes it (one wake per burst); after a second of nothing it exits. A socket's first read waits FIRST_READ_NS, by when most peers have
  * answered the FIN: one recv finds EOF and the socket is closed without epoll; only the rest are
  * watched (one-shot). The thread alone owns its lists and its batch of log lines; it holds
- * `active_lock` only while it works on them (never while it sleeps in epoll_wait), writes the
+ * `cp_dr_active_lock` only while it works on them (never while it sleeps in epoll_wait), writes the
  * batch before it lets the lock go, and fork takes that lock so the child sees consistent lists. */
 #include "shim/drainer.h"
 
@@ -27,61 +27,55 @@
 #include "shim/actions.h"
 #include "shim/config.h"
 #include "shim/counters.h"
+#include "shim/drainer_int.h"
 #include "shim/drainnow.h"
 #include "shim/events.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
 
 #define FIRST_READ_NS 2000000u /* a socket's first read waits at least this long after its FIN */
-#define BUSY_TICK_MS 10        /* with work done lately, new sockets are looked for this often */
 #define BUSY_SPELL_MS 100      /* "lately"; after that, the thread sleeps until woken */
 #define IDLE_EXIT_MS 1000      /* the thread exits after this long with nothing to drain */
 #define MAX_EVENTS 64
 
-static _Atomic(struct cp_sock *) pending;
-static atomic_int running;         /* a drainer thread exists (or is being started) */
-static atomic_uint sleeping;       /* the thread sleeps on this futex word: wake it */
-static atomic_uint in_progress;    /* reserved places: background and synchronous drains */
-static atomic_int epfd = -1;
-static pthread_mutex_t active_lock = PTHREAD_MUTEX_INITIALIZER;
-/* guarded by active_lock: */
-static struct cp_drain *active;    /* watched in epoll */
-static struct cp_drain *fresh, *fresh_tail; /* handed over, first read still to come (oldest first) */
-static struct cp_drain *polled;    /* watched without epoll: read once a tick (no thread: drainnow.h) */
+/* the state drainend.c shares (drainer_int.h says what each is) */
+_Atomic(struct cp_sock *) cp_dr_pending;
+atomic_int cp_dr_running;
+atomic_uint cp_dr_sleeping;
+atomic_uint cp_dr_in_progress;
+atomic_int cp_dr_epfd = -1;
+atomic_int cp_dr_exit_waiting;
+pthread_mutex_t cp_dr_active_lock = PTHREAD_MUTEX_INITIALIZER;
+/* guarded by cp_dr_active_lock: */
+struct cp_drain *cp_dr_active;
+struct cp_drain *cp_dr_fresh, *cp_dr_fresh_tail;
+struct cp_drain *cp_dr_polled;
 static uint64_t next_poll_ns;      /* when the polled ones are read next */
-static unsigned ended;             /* drains ended this round: places given back after the batch */
+unsigned cp_dr_ended;
 /* last, after the small state a fork's child reads (every page it reads first is a fault) */
 static char batch_buf[16384];
-static struct cp_log_batch batch = { batch_buf, sizeof batch_buf, 0 }; /* lines of this round,
-								   written before the lock goes */
-
-static struct cp_sock *sock_of(struct cp_drain *d)
-{
-	return (struct cp_sock *)(void *)((char *)d - offsetof(struct cp_sock, drain));
-}
+struct cp_log_batch cp_dr_batch = { batch_buf, sizeof batch_buf, 0 }; /* written before the lock goes */
 
 bool cp_drain_reserve(void)
 {
 	unsigned max = cp_cfg.policy ? cp_cfg.policy->max_draining : CP_DEFAULT_MAX_DRAINING;
-	unsigned n = atomic_load(&in_progress);
+	unsigned n = atomic_load(&cp_dr_in_progress);
 	do {
 		if (n >= max)
 			return cp_ctr_max_draining_hit(), false;
-	} while (!atomic_compare_exchange_weak(&in_progress, &n, n + 1));
+	} while (!atomic_compare_exchange_weak(&cp_dr_in_progress, &n, n + 1));
 	return true;
 }
 
-static atomic_int exit_waiting; /* the exit path sleeps on in_progress: wake it at zero */
-
-static long futex(atomic_uint *addr, int op, unsigned val, const struct timespec *timeout)
+long cp_dr_futex(atomic_uint *addr, int op, unsigned val, const struct timespec *timeout)
 {
 	return cp_real_syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
 }
 
 static void unreserve(unsigned n)
 {
-	if (n != 0 && atomic_fetch_sub(&in_progress, n) == n && atomic_load(&exit_waiting))
-		futex(&in_progress, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	if (n != 0 && atomic_fetch_sub(&cp_dr_in_progress, n) == n && atomic_load(&cp_dr_exit_waiting))
+		cp_dr_futex(&cp_dr_in_progress, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
 void cp_drain_unreserve(void)
@@ -100,52 +94,52 @@ void cp_drain_unreserve(void)
 static uint64_t next_expiry_ns = UINT64_MAX;
 
 /* The close line first: the order within one socket is close, then drain. */
-static void log_close_note(struct cp_drain *d)
+void cp_dr_log_close_note(struct cp_drain *d)
 {
 	if (d->note.pending) {
 		d->note.pending = false;
-		cp_event_close_note(sock_of(d), d->prog_fd, &d->note, &batch);
+		cp_event_close_note(cp_dr_sock_of(d), d->prog_fd, &d->note, &cp_dr_batch);
 	}
 }
 
 static void finish(struct cp_drain *d, const char *outcome, int err, uint64_t now)
 {
-	struct cp_sock *s = sock_of(d);
+	struct cp_sock *s = cp_dr_sock_of(d);
 	if (d->watched) {
 		if (d->prev)
 			d->prev->next = d->next;
-		else if (active == d)
-			active = d->next;
+		else if (cp_dr_active == d)
+			cp_dr_active = d->next;
 		else
-			polled = d->next;
+			cp_dr_polled = d->next;
 		if (d->next)
 			d->next->prev = d->prev;
 	}
 	/* an armed registration would go with the close, unless a fork briefly holds a copy of
 	 * the socket: then it could still report d, recycled by then */
 	if (d->armed)
-		cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_DEL, d->fd, NULL);
+		cp_real_epoll_ctl(atomic_load(&cp_dr_epfd), EPOLL_CTL_DEL, d->fd, NULL);
 	cp_ownfd_close(d->fd);
-	log_close_note(d);
-	cp_event_drain_into(&batch, s, d->prog_fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
-	ended++;
+	cp_dr_log_close_note(d);
+	cp_event_drain_into(&cp_dr_batch, s, d->prog_fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
+	cp_dr_ended++;
 	cp_sock_release(s);
 }
 
 /* Write the round's lines, then give back the places of the drains that ended: the exit path,
  * waiting for those, must find their lines written. */
-static void end_round(void)
+void cp_dr_end_round(void)
 {
-	cp_log_batch_flush(&batch);
-	unsigned n = ended;
-	ended = 0;
+	cp_log_batch_flush(&cp_dr_batch);
+	unsigned n = cp_dr_ended;
+	cp_dr_ended = 0;
 	unreserve(n);
 }
 
 /* Sockets handed over since the last round join the end of the queue, oldest first. */
-static void take_pending(void)
+void cp_dr_take_pending(void)
 {
-	struct cp_sock *s = atomic_exchange(&pending, NULL), *rev = NULL;
+	struct cp_sock *s = atomic_exchange(&cp_dr_pending, NULL), *rev = NULL;
 	while (s != NULL) { /* the stack is newest first */
 		struct cp_sock *next = s->link;
 		s->link = rev;
@@ -155,34 +149,34 @@ static void take_pending(void)
 	for (; rev != NULL; rev = rev->link) {
 		struct cp_drain *d = &rev->drain;
 		d->next = NULL;
-		if (fresh_tail)
-			fresh_tail->next = d;
+		if (cp_dr_fresh_tail)
+			cp_dr_fresh_tail->next = d;
 		else
-			fresh = d;
-		fresh_tail = d;
+			cp_dr_fresh = d;
+		cp_dr_fresh_tail = d;
 	}
 }
 
 static void watch(struct cp_drain *d, uint64_t now)
 {
-	const struct cp_rule *r = sock_of(d)->rule;
+	const struct cp_rule *r = cp_dr_sock_of(d)->rule;
 	uint64_t first = d->start_ns + 1000000u * (r->drain_timeout_ms < r->drain_max_ms ? r->drain_timeout_ms
 											: r->drain_max_ms);
 	if (first < next_expiry_ns)
 		next_expiry_ns = first;
 	/* no thread waits in epoll: the calls that run rounds read it once a tick */
-	struct cp_drain **list = atomic_load(&running) != 0 ? &active : &polled;
+	struct cp_drain **list = atomic_load(&cp_dr_running) != 0 ? &cp_dr_active : &cp_dr_polled;
 	d->watched = true;
 	d->prev = NULL;
 	d->next = *list;
 	if (*list)
 		(*list)->prev = d;
 	*list = d;
-	if (list == &polled)
+	if (list == &cp_dr_polled)
 		return;
 	struct epoll_event ev = { .events = WATCH, .data.ptr = d };
 	d->armed = true;
-	if (cp_real_epoll_ctl(atomic_load(&epfd), EPOLL_CTL_ADD, d->fd, &ev) < 0) {
+	if (cp_real_epoll_ctl(atomic_load(&cp_dr_epfd), EPOLL_CTL_ADD, d->fd, &ev) < 0) {
 		int e = errno;
 		d->armed = false;
 		cp_event_error(d->prog_fd, "epoll_ctl: cannot watch a draining socket", e, "closed it now");
@@ -208,19 +202,19 @@ static bool read_once(struct cp_drain *d, uint64_t now)
 /* The first read: most peers have answered the FIN by now, and the socket ends here. */
 static void first_read(struct cp_drain *d, uint64_t now)
 {
-	log_close_note(d);
+	cp_dr_log_close_note(d);
 	if (read_once(d, now))
 		watch(d, now);
 }
 
 /* Read the queued sockets whose time has come (all of them: `all`). */
-static void read_fresh(uint64_t now, bool all)
+void cp_dr_read_fresh(uint64_t now, bool all)
 {
-	while (fresh != NULL && (all || fresh->start_ns + FIRST_READ_NS <= now)) {
-		struct cp_drain *d = fresh;
-		fresh = d->next;
-		if (fresh == NULL)
-			fresh_tail = NULL;
+	while (cp_dr_fresh != NULL && (all || cp_dr_fresh->start_ns + FIRST_READ_NS <= now)) {
+		struct cp_drain *d = cp_dr_fresh;
+		cp_dr_fresh = d->next;
+		if (cp_dr_fresh == NULL)
+			cp_dr_fresh_tail = NULL;
 		first_read(d, now);
 	}
 }
@@ -229,7 +223,7 @@ static void read_fresh(uint64_t now, bool all)
 static void rearm(struct cp_drain *d, uint64_t now)
 {
 	struct epoll_event ev = { .events = WATCH, .data.ptr = d };
-	int ep = atomic_load(&epfd);
+	int ep = atomic_load(&cp_dr_epfd);
 	/* after a dup2 moved d->fd, the registration is under the old number: add one */
 	if (cp_real_epoll_ctl(ep, EPOLL_CTL_MOD, d->fd, &ev) == 0 ||
 	    (errno == ENOENT && cp_real_epoll_ctl(ep, EPOLL_CTL_ADD, d->fd, &ev) == 0)) {
@@ -251,7 +245,7 @@ static void on_readable(struct cp_drain *d, uint64_t now)
 /* The sockets no epoll set watches: one read each (a tick's). */
 CP_PARENT_ONLY static void read_polled(uint64_t now)
 {
-	for (struct cp_drain *d = polled, *n; d != NULL; d = n) {
+	for (struct cp_drain *d = cp_dr_polled, *n; d != NULL; d = n) {
 		n = d->next;
 		(void)read_once(d, now);
 	}
@@ -263,7 +257,7 @@ static void expire_list(struct cp_drain *list, uint64_t now)
 	for (struct cp_drain *d = list, *n; d != NULL; d = n) {
 		n = d->next;
 		const char *outcome;
-		int left = cp_drain_ms_left(d, sock_of(d)->rule, now, &outcome);
+		int left = cp_drain_ms_left(d, cp_dr_sock_of(d)->rule, now, &outcome);
 		if (left == 0) {
 			finish(d, outcome, 0, now);
 			continue;
@@ -279,10 +273,10 @@ static int expire(uint64_t now)
 {
 	if (now >= next_expiry_ns) {
 		next_expiry_ns = UINT64_MAX;
-		expire_list(active, now);
-		expire_list(polled, now);
+		expire_list(cp_dr_active, now);
+		expire_list(cp_dr_polled, now);
 	}
-	if (active == NULL && polled == NULL) {
+	if (cp_dr_active == NULL && cp_dr_polled == NULL) {
 		next_expiry_ns = UINT64_MAX;
 		return -1;
 	}
@@ -302,35 +296,35 @@ static int round_locked(const struct epoll_event *evs, int n)
 	uint64_t now = cp_now_ns();
 	for (int i = 0; i < n; i++)
 		on_readable(evs[i].data.ptr, now);
-	take_pending();
-	read_fresh(now, false); /* the others wait for the next tick */
-	if (polled != NULL && now >= next_poll_ns)
+	cp_dr_take_pending();
+	cp_dr_read_fresh(now, false); /* the others wait for the next tick */
+	if (cp_dr_polled != NULL && now >= next_poll_ns)
 		read_polled(now);
 	int due = expire(now);
-	end_round();
+	cp_dr_end_round();
 	return due;
 }
 
 CP_PARENT_ONLY uint64_t cp_drain_round_here(unsigned how, struct pollfd *p, unsigned max, unsigned *np)
 {
 	*np = 0;
-	if (pthread_mutex_trylock(&active_lock) != 0)
+	if (pthread_mutex_trylock(&cp_dr_active_lock) != 0)
 		return 0; /* a round is on (another thread's, or the one this signal handler interrupted) */
 	uint64_t now = cp_now_ns();
-	take_pending();
-	read_fresh(now, how & CP_ROUND_FIRST_NOW);
-	if (polled != NULL && ((how & CP_ROUND_POLLED_NOW) || now >= next_poll_ns))
+	cp_dr_take_pending();
+	cp_dr_read_fresh(now, how & CP_ROUND_FIRST_NOW);
+	if (cp_dr_polled != NULL && ((how & CP_ROUND_POLLED_NOW) || now >= next_poll_ns))
 		read_polled(now);
 	(void)expire(now);
-	end_round();
-	uint64_t next = fresh != NULL ? fresh->start_ns + FIRST_READ_NS : UINT64_MAX;
-	if (polled != NULL) {
+	cp_dr_end_round();
+	uint64_t next = cp_dr_fresh != NULL ? cp_dr_fresh->start_ns + FIRST_READ_NS : UINT64_MAX;
+	if (cp_dr_polled != NULL) {
 		next = next_poll_ns < next ? next_poll_ns : next;
 		next = next_expiry_ns < next ? next_expiry_ns : next;
 	}
-	for (struct cp_drain *d = polled; d != NULL && *np < max; d = d->next)
+	for (struct cp_drain *d = cp_dr_polled; d != NULL && *np < max; d = d->next)
 		p[(*np)++] = (struct pollfd){ .fd = d->fd, .events = POLLIN | POLLRDHUP };
-	pthread_mutex_unlock(&active_lock);
+	pthread_mutex_unlock(&cp_dr_active_lock);
 	return next;
 }
 
@@ -341,44 +335,44 @@ static void *drainer_main(void *arg)
 	int n = 0;
 	uint64_t busy_at = cp_now_ns();
 	for (;;) {
-		pthread_mutex_lock(&active_lock);
+		pthread_mutex_lock(&cp_dr_active_lock);
 		int due = round_locked(evs, n);
-		bool idle = fresh == NULL && active == NULL && polled == NULL;
+		bool idle = cp_dr_fresh == NULL && cp_dr_active == NULL && cp_dr_polled == NULL;
 		uint64_t now = cp_now_ns();
 		if (!idle)
 			busy_at = now;
 		uint64_t quiet_ms = (now - busy_at) / 1000000u;
 		if (idle && quiet_ms >= IDLE_EXIT_MS) {
 			/* exit, unless a hand-over raced with the decision (it saw running == 1) */
-			atomic_store(&running, 0);
+			atomic_store(&cp_dr_running, 0);
 			int expected = 0;
-			if (atomic_load(&pending) == NULL ||
-			    !atomic_compare_exchange_strong(&running, &expected, 1)) {
-				pthread_mutex_unlock(&active_lock);
+			if (atomic_load(&cp_dr_pending) == NULL ||
+			    !atomic_compare_exchange_strong(&cp_dr_running, &expected, 1)) {
+				pthread_mutex_unlock(&cp_dr_active_lock);
 				return NULL;
 			}
 			busy_at = now;
 			quiet_ms = 0;
 		}
-		pthread_mutex_unlock(&active_lock);
+		pthread_mutex_unlock(&cp_dr_active_lock);
 
 		if (idle && quiet_ms >= BUSY_SPELL_MS) {
 			/* Nothing to watch: sleep until a close() wakes us, or until it is time to exit.
 			 * Announce the sleep, then look once more: a hand-over in between either sees
 			 * `sleeping` and wakes us, or its socket is seen here. */
-			atomic_store(&sleeping, 1);
-			if (atomic_load(&pending) == NULL) {
+			atomic_store(&cp_dr_sleeping, 1);
+			if (atomic_load(&cp_dr_pending) == NULL) {
 				uint64_t left = (IDLE_EXIT_MS - quiet_ms) * 1000000u;
 				struct timespec ts = { (time_t)(left / 1000000000u), (long)(left % 1000000000u) };
-				futex(&sleeping, FUTEX_WAIT_PRIVATE, 1, &ts);
+				cp_dr_futex(&cp_dr_sleeping, FUTEX_WAIT_PRIVATE, 1, &ts);
 			}
-			atomic_store(&sleeping, 0);
+			atomic_store(&cp_dr_sleeping, 0);
 			n = 0;
 			continue;
 		}
 		/* busy: close() does not wake the thread; new sockets are looked for on a tick, and one
 		 * due for its first read waits for the next (a round per tick, however many closes) */
-		n = epoll_wait(atomic_load(&epfd), evs, MAX_EVENTS, min_timeout(due, BUSY_TICK_MS));
+		n = epoll_wait(atomic_load(&cp_dr_epfd), evs, MAX_EVENTS, min_timeout(due, BUSY_TICK_MS));
 		if (n < 0)
 			n = 0;
 	}
@@ -389,7 +383,7 @@ static void *drainer_main(void *arg)
  * descriptor limit). */
 static int make_epoll(void)
 {
-	if (atomic_load(&epfd) >= 0)
+	if (atomic_load(&cp_dr_epfd) >= 0)
 		return 0;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
@@ -402,7 +396,7 @@ static int make_epoll(void)
 		return -1;
 	}
 	int none = -1;
-	if (!atomic_compare_exchange_strong(&epfd, &none, ep_high))
+	if (!atomic_compare_exchange_strong(&cp_dr_epfd, &none, ep_high))
 		cp_ownfd_close(ep_high); /* another thread made it first */
 	return 0;
 }
@@ -427,14 +421,14 @@ static int start_thread(void)
 static int ensure_thread(int prog_fd)
 {
 	int expected = 0;
-	if (atomic_load(&running) != 0 || !atomic_compare_exchange_strong(&running, &expected, 1))
+	if (atomic_load(&cp_dr_running) != 0 || !atomic_compare_exchange_strong(&cp_dr_running, &expected, 1))
 		return 0;
 	int rc = start_thread();
 	if (rc == 0) {
 		cp_ctr_second_thread(); /* the reload thread may start now */
 		return 0;
 	}
-	atomic_store(&running, 0);
+	atomic_store(&cp_dr_running, 0);
 	cp_event_error(prog_fd, "cannot start the drainer thread", rc, "drained synchronously");
 	return -1;
 }
@@ -442,10 +436,10 @@ static int ensure_thread(int prog_fd)
 /* Onto the stack of sockets handed over; returns the head it found (NULL: the first of a burst). */
 static struct cp_sock *push(struct cp_sock *s)
 {
-	struct cp_sock *head = atomic_load(&pending);
+	struct cp_sock *head = atomic_load(&cp_dr_pending);
 	do
 		s->link = head;
-	while (!atomic_compare_exchange_weak(&pending, &head, s));
+	while (!atomic_compare_exchange_weak(&cp_dr_pending, &head, s));
 	return head;
 }
 
@@ -473,13 +467,13 @@ int cp_drain_start(struct cp_sock *s, int fd, int prog_fd)
 	/* The thread may have decided to exit just before the push (it clears `running`, then looks
 	 * at `pending`; we push, then look at `running`): one of us sees the other. Should a new
 	 * thread fail to start here, the socket waits for the next start or the exit path. */
-	if (atomic_load(&running) == 0)
+	if (atomic_load(&cp_dr_running) == 0)
 		(void)ensure_thread(prog_fd);
 	/* Asleep after a quiet spell: the first socket of a burst wakes it (the queue was empty; the
 	 * thread looks at the queue after announcing its sleep). Busy, it finds the socket on its
 	 * next tick: no system call here. */
-	if (head == NULL && atomic_load(&sleeping) != 0 && atomic_exchange(&sleeping, 0) != 0)
-		futex(&sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+	if (head == NULL && atomic_load(&cp_dr_sleeping) != 0 && atomic_exchange(&cp_dr_sleeping, 0) != 0)
+		cp_dr_futex(&cp_dr_sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
 	return 0;
 }
 
@@ -487,191 +481,22 @@ bool cp_drain_fd_moved(int from, int to)
 {
 	/* under the lock, the thread is not between reading a number and using it (but for its
 	 * epoll_wait, which then fails once and comes round with the new number) */
-	pthread_mutex_lock(&active_lock);
+	pthread_mutex_lock(&cp_dr_active_lock);
 	int f = from;
-	bool found = atomic_compare_exchange_strong(&epfd, &f, to);
-	for (struct cp_drain *d = active; d != NULL && !found; d = d->next)
+	bool found = atomic_compare_exchange_strong(&cp_dr_epfd, &f, to);
+	for (struct cp_drain *d = cp_dr_active; d != NULL && !found; d = d->next)
 		if (d->fd == from)
 			d->fd = to, found = true;
-	for (struct cp_drain *d = fresh; d != NULL && !found; d = d->next)
+	for (struct cp_drain *d = cp_dr_fresh; d != NULL && !found; d = d->next)
 		if (d->fd == from)
 			d->fd = to, found = true;
-	for (struct cp_drain *d = polled; d != NULL && !found; d = d->next)
+	for (struct cp_drain *d = cp_dr_polled; d != NULL && !found; d = d->next)
 		if (d->fd == from)
 			d->fd = to, found = true;
 	/* handed over, not taken yet: only pushes happen meanwhile, in front of what is read */
-	for (struct cp_sock *s = atomic_load(&pending); s != NULL && !found; s = s->link)
+	for (struct cp_sock *s = atomic_load(&cp_dr_pending); s != NULL && !found; s = s->link)
 		if (s->drain.fd == from)
 			s->drain.fd = to, found = true;
-	pthread_mutex_unlock(&active_lock);
+	pthread_mutex_unlock(&cp_dr_active_lock);
 	return found;
-}
-
-/* ---- exit, exec, a death by signal ---- */
-
-/* The lock without waiting on it for long: the exit path never blocks on the drainer, but a
- * round (a few system calls per socket) is worth a few milliseconds for its lines. */
-static bool lock_briefly(void)
-{
-	for (int i = 0; i < 20; i++) {
-		if (pthread_mutex_trylock(&active_lock) == 0)
-			return true;
-		struct timespec ms = { 0, 1000000 };
-		nanosleep(&ms, NULL);
-	}
-	return false;
-}
-
-/* Time is up: what is still draining is left to the kernel's close, read one last time so that
- * close sends FIN, not RST. */
-static void cut_at_exit(uint64_t now)
-{
-	if (!lock_briefly())
-		return;
-	take_pending();
-	struct cp_drain *lists[] = { active, polled, fresh };
-	for (int list = 0; list < 3; list++) {
-		for (struct cp_drain *d = lists[list]; d != NULL; d = d->next) {
-			int err = 0;
-			(void)cp_drain_discard(d->fd, &d->bytes, &err);
-			log_close_note(d);
-			cp_event_drain_into(&batch, sock_of(d), d->prog_fd, d->bytes, "exit",
-					    (now - d->start_ns) / 1000000u, err);
-		}
-	}
-	active = polled = fresh = fresh_tail = NULL; /* the process is ending: the descriptors go with it */
-	cp_log_batch_flush(&batch);
-	pthread_mutex_unlock(&active_lock);
-}
-
-/* No thread: what is left is drained here, as the thread would (its rounds, every socket read at
- * each, waiting in poll between them), until the deadline. */
-CP_PARENT_ONLY static void finish_here(uint64_t deadline_ns)
-{
-	struct pollfd p[64]; /* more are read at each round all the same (a tick at most apart) */
-	for (;;) {
-		unsigned n;
-		uint64_t next = cp_drain_round_here(CP_ROUND_FIRST_NOW | CP_ROUND_POLLED_NOW, p, 64, &n);
-		uint64_t now = cp_now_ns();
-		if (next == UINT64_MAX)
-			return;
-		if (now >= deadline_ns) {
-			cut_at_exit(now);
-			return;
-		}
-		uint64_t until = next == 0 ? now + 1000000u : next < deadline_ns ? next : deadline_ns;
-		uint64_t ms = until > now ? (until - now + 999999u) / 1000000u : 0;
-		(void)poll(p, n, (int)(ms < BUSY_TICK_MS ? ms : BUSY_TICK_MS));
-	}
-}
-
-void cp_drain_finish_at_exit(uint64_t deadline_ns)
-{
-	atomic_store(&exit_waiting, 1);
-	if (atomic_load(&running) == 0)
-		return finish_here(deadline_ns);
-	/* the sockets closed just before exit need not wait for the thread's tick. Only those not
-	 * watched yet: a watched one may be in the events the thread holds, and only the thread
-	 * ends those. */
-	if (atomic_load(&in_progress) != 0 && pthread_mutex_trylock(&active_lock) == 0) {
-		take_pending();
-		read_fresh(cp_now_ns(), true);
-		end_round();
-		pthread_mutex_unlock(&active_lock);
-	}
-	for (;;) {
-		unsigned n = atomic_load(&in_progress);
-		uint64_t now = cp_now_ns();
-		if (n == 0)
-			return;
-		if (now >= deadline_ns) {
-			cut_at_exit(now);
-			return;
-		}
-		uint64_t left = deadline_ns - now;
-		struct timespec ts = { .tv_sec = (time_t)(left / 1000000000u), .tv_nsec = (long)(left % 1000000000u) };
-		futex(&in_progress, FUTEX_WAIT_PRIVATE, n, &ts);
-	}
-}
-
-void cp_drain_log_pending(void)
-{
-	if (pthread_mutex_trylock(&active_lock) != 0)
-		return; /* the thread is in a round: it writes its lines before it lets go */
-	take_pending();
-	for (struct cp_drain *d = fresh; d != NULL; d = d->next)
-		log_close_note(d);
-	cp_log_batch_flush(&batch);
-	pthread_mutex_unlock(&active_lock);
-}
-
-/* ---- fork ---- */
-
-bool cp_drain_untouched(void)
-{
-	return atomic_load(&running) == 0 && atomic_load(&epfd) < 0 && atomic_load(&in_progress) == 0 &&
-	       atomic_load(&pending) == NULL;
-}
-
-/* Forks take the lock from the first with another thread on (set once, never cleared). Alone,
- * nothing else changes the lists during a fork; and a lock taken here would be a page written in
- * both processes at every fork (and a fork from a handler that interrupted a round would wait
- * for itself). */
-static bool fork_locks;
-
-void cp_drain_atfork_prepare(void)
-{
-	if (!fork_locks && cp_single_threaded())
-		return;
-	if (!fork_locks)
-		fork_locks = true;
-	pthread_mutex_lock(&active_lock);
-}
-
-void cp_drain_atfork_parent(void)
-{
-	if (fork_locks)
-		pthread_mutex_unlock(&active_lock);
-}
-
-void cp_drain_atfork_child(void)
-{
-	/* The child's copies would keep half-closed sockets alive until it exits: close them. The
-	 * sockets (and their lines) stay the parent's to finish. Each is written only when set:
-	 * every page written here is copied in every child. */
-	for (struct cp_drain *d = active, *n; d != NULL; d = n) {
-		n = d->next;
-		cp_ownfd_close(d->fd);
-	}
-	for (struct cp_drain *d = fresh, *n; d != NULL; d = n) {
-		n = d->next;
-		cp_ownfd_close(d->fd);
-	}
-	for (struct cp_drain *d = polled, *n; d != NULL; d = n) {
-		n = d->next;
-		cp_ownfd_close(d->fd);
-	}
-	if (active != NULL || fresh != NULL || polled != NULL)
-		active = polled = fresh = fresh_tail = NULL;
-	if (batch.len != 0) /* (empty outside a round anyway) */
-		batch.len = 0;
-	if (ended != 0)
-		ended = 0;
-	if (atomic_load(&pending) != NULL)
-		for (struct cp_sock *s = atomic_exchange(&pending, NULL); s != NULL; s = s->link)
-			cp_ownfd_close(s->drain.fd);
-	/* the epoll set is the parent's open file: never touch it from here */
-	int ep = atomic_load(&epfd) >= 0 ? atomic_exchange(&epfd, -1) : -1;
-	if (ep >= 0)
-		cp_ownfd_close(ep);
-	if (atomic_load(&running) != 0)
-		atomic_store(&running, 0);
-	if (atomic_load(&sleeping) != 0)
-		atomic_store(&sleeping, 0);
-	if (atomic_load(&in_progress) != 0)
-		atomic_store(&in_progress, 0);
-	if (atomic_load_explicit(&cp_drain_due_ns, memory_order_relaxed) != 0) /* the lists are gone */
-		atomic_store_explicit(&cp_drain_due_ns, 0, memory_order_relaxed);
-	if (fork_locks)
-		pthread_mutex_unlock(&active_lock);
 }

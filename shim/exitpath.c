@@ -11,7 +11,6 @@
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "shim/close.h"
 #include "shim/counters.h"

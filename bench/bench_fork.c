@@ -2,7 +2,8 @@
  * the same run: fork + _exit + waitpid with no socket open and with 100 connections (200
  * connected sockets, each given to every child: counted at the fork, released at the child's
  * exit), and fork + exec(/bin/true) + waitpid (the new image loads the object too) — each the
- * median of interleaved pairs, with the pairs' ratios. Then close() of a socket that a fork has
+ * median of interleaved pairs, with the pairs' ratios; and fork and exec with an object that does
+ * nothing preloaded (bench/anchor/empty.c): what any preloaded object costs. Then close() of a socket that a fork has
  * shared (one atomic decrement in the shared table before the action), bare, with the table and
  * without it (CLOSEPOLICY_TEST_NO_SHARED_REFS=1: every process acts at its own last close). */
 #include "bench/common.h"
@@ -17,7 +18,7 @@
 #define FORKS 300
 #define FORK_SOCKETS 100
 #define EXECS 60
-#define PAIRS 9
+#define PAIRS 15
 #define CLOSE_SOCKETS 2000
 
 static void fork_and_reap(int child_closes)
@@ -112,19 +113,20 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* bare and shim in turn, PAIRS times: medians, and the pairs' ratios */
-static void pairs(const char *self, const char *policy, const char *what, const char *label)
+/* bare and preloaded (the shim, or BENCH_ANCHOR) in turn, PAIRS times: medians, and the pairs'
+ * ratios */
+static void pairs(const char *self, int with, const char *policy, const char *what, const char *label)
 {
 	double bare[PAIRS], shim[PAIRS], ratio[PAIRS];
 	for (int i = 0; i < PAIRS; i++) {
 		bare[i] = bench_run_self(self, 0, NULL, "--measure", what);
-		shim[i] = bench_run_self(self, 1, policy, "--measure", what);
+		shim[i] = bench_run_self(self, with, policy, "--measure", what);
 		ratio[i] = shim[i] / bare[i];
 	}
 	double b = median(bare, PAIRS), s = median(shim, PAIRS), r = median(ratio, PAIRS);
-	printf("%-5s: %-44s bare %7.1f us | shim, %-9s %7.1f us | ratio %.3fx (median of %d pairs; lowest %.3fx, highest %.3fx)\n",
-	       what, label, b / 1000, policy ? "graceful" : "no policy", s / 1000, r, PAIRS, ratio[0],
-	       ratio[PAIRS - 1]);
+	const char *who = with == BENCH_ANCHOR ? "object doing nothing" : policy ? "shim, graceful" : "shim, no policy";
+	printf("%-5s: %-44s bare %7.1f us | %-20s %7.1f us | ratio %.3fx (median of %d pairs; lowest %.3fx, highest %.3fx)\n",
+	       what, label, b / 1000, who, s / 1000, r, PAIRS, ratio[0], ratio[PAIRS - 1]);
 }
 
 int main(int argc, char **argv)
@@ -140,10 +142,12 @@ int main(int argc, char **argv)
 	}
 	char graceful[256];
 	snprintf(graceful, sizeof graceful, "%s", bench_policy("version: 1\nlog: {level: warn}\nrules:\n  - {match: {role: server}, action: graceful}\n"));
-	pairs(argv[0], graceful, "fork0", "fork+exit+wait, no socket open");
-	pairs(argv[0], graceful, "fork", "fork+exit+wait, 100 connections open");
-	pairs(argv[0], NULL, "exec", "fork+exec(/bin/true)+wait");
-	pairs(argv[0], graceful, "exec", "fork+exec(/bin/true)+wait");
+	pairs(argv[0], BENCH_ANCHOR, NULL, "fork0", "fork+exit+wait, no socket open");
+	pairs(argv[0], 1, graceful, "fork0", "fork+exit+wait, no socket open");
+	pairs(argv[0], 1, graceful, "fork", "fork+exit+wait, 100 connections open");
+	pairs(argv[0], BENCH_ANCHOR, NULL, "exec", "fork+exec(/bin/true)+wait");
+	pairs(argv[0], 1, NULL, "exec", "fork+exec(/bin/true)+wait");
+	pairs(argv[0], 1, graceful, "exec", "fork+exec(/bin/true)+wait");
 	unlink(graceful);
 	const char *policy =
 		bench_policy("version: 1\nlog: {level: warn}\nrules:\n  - {match: {role: server}, action: reset}\n");

@@ -38,7 +38,8 @@ double bench_run_self(const char *self, int with_shim, const char *policy, const
 	int out[2];
 	char lib[PATH_MAX], buf[128];
 	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-	snprintf(buf, sizeof buf, "%s/libclosepolicy.so", build);
+	snprintf(buf, sizeof buf, with_shim == BENCH_ANCHOR ? "%s/bench-anchor/empty.so" : "%s/libclosepolicy.so",
+		 build);
 	if (!realpath(buf, lib)) {
 		perror(buf);
 		exit(1);

@@ -10,6 +10,9 @@ int bench_cmp_double(const void *a, const void *b);
 const char *bench_policy(const char *yaml);
 /* Run argv[0] again with extra arguments; with_shim preloads $BUILD/libclosepolicy.so with
  * policy. The child's standard output (one number) is returned; exits on failure. */
+/* with_shim: 0 bare, 1 the shim, BENCH_ANCHOR an object that does nothing (bench/anchor/empty.c,
+ * built by make bench): what any preloaded object costs */
+#define BENCH_ANCHOR 2
 double bench_run_self(const char *self, int with_shim, const char *policy, const char *arg1,
 		      const char *arg2);
 /* A connected loopback TCP pair: *client connected, *server accepted. */

@@ -2,10 +2,11 @@
  * the same run: fork + _exit + waitpid with no socket open and with 100 connections (200
  * connected sockets, each given to every child: counted at the fork, released at the child's
  * exit), and fork + exec(/bin/true) + waitpid (the new image loads the object too) — each the
- * median of interleaved pairs, with the pairs' ratios; and fork and exec with an object that does
- * nothing preloaded (bench/anchor/empty.c): what any preloaded object costs. Then close() of a socket that a fork has
- * shared (one atomic decrement in the shared table before the action), bare, with the table and
- * without it (CLOSEPOLICY_TEST_NO_SHARED_REFS=1: every process acts at its own last close). */
+ * median of interleaved pairs, with the pairs' ratios; fork and exec also with an object that
+ * does nothing preloaded (bench/anchor/empty.c): what any preloaded object costs. Then close() of
+ * a socket that a fork has shared (one atomic decrement in the shared table before the action),
+ * bare, with the table and without it (CLOSEPOLICY_TEST_NO_SHARED_REFS=1: every process acts at
+ * its own last close). */
 #include "bench/common.h"
 
 #include <stdio.h>

@@ -147,18 +147,28 @@ void cp_drain_atfork_child(void)
 {
 	/* The child's copies would keep half-closed sockets alive until it exits: close them. The
 	 * sockets (and their lines) stay the parent's to finish. Each is written only when set:
-	 * every page written here is copied in every child. */
-	for (struct cp_drain *d = cp_dr_active, *n; d != NULL; d = n) {
+	 * every page written here is copied in every child.
+	 * Alone, a fork takes no lock: one from a signal handler that interrupted this thread's
+	 * thread-less round finds the lists perhaps half-changed. They are not walked then: their
+	 * copies stay open in the child until it exits or execs (close-on-exec) — a close of the
+	 * parent's delayed, never an RST (the parent drains them) — and the lock the round held is
+	 * made anew. */
+	bool half_changed = !fork_locks && atomic_load_explicit(&cp_dr_in_round, memory_order_relaxed);
+	for (struct cp_drain *d = half_changed ? NULL : cp_dr_active, *n; d != NULL; d = n) {
 		n = d->next;
 		cp_ownfd_close(d->fd);
 	}
-	for (struct cp_drain *d = cp_dr_fresh, *n; d != NULL; d = n) {
+	for (struct cp_drain *d = half_changed ? NULL : cp_dr_fresh, *n; d != NULL; d = n) {
 		n = d->next;
 		cp_ownfd_close(d->fd);
 	}
-	for (struct cp_drain *d = cp_dr_polled, *n; d != NULL; d = n) {
+	for (struct cp_drain *d = half_changed ? NULL : cp_dr_polled, *n; d != NULL; d = n) {
 		n = d->next;
 		cp_ownfd_close(d->fd);
+	}
+	if (half_changed) {
+		pthread_mutex_init(&cp_dr_active_lock, NULL);
+		atomic_store_explicit(&cp_dr_in_round, false, memory_order_relaxed);
 	}
 	if (cp_dr_active != NULL || cp_dr_fresh != NULL || cp_dr_polled != NULL)
 		cp_dr_active = cp_dr_polled = cp_dr_fresh = cp_dr_fresh_tail = NULL;

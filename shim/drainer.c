@@ -45,6 +45,7 @@ atomic_uint cp_dr_sleeping;
 atomic_uint cp_dr_in_progress;
 atomic_int cp_dr_epfd = -1;
 atomic_int cp_dr_exit_waiting;
+atomic_bool cp_dr_in_round;
 pthread_mutex_t cp_dr_active_lock = PTHREAD_MUTEX_INITIALIZER;
 /* guarded by cp_dr_active_lock: */
 struct cp_drain *cp_dr_active;
@@ -310,6 +311,7 @@ CP_PARENT_ONLY uint64_t cp_drain_round_here(unsigned how, struct pollfd *p, unsi
 	*np = 0;
 	if (pthread_mutex_trylock(&cp_dr_active_lock) != 0)
 		return 0; /* a round is on (another thread's, or the one this signal handler interrupted) */
+	atomic_store_explicit(&cp_dr_in_round, true, memory_order_relaxed);
 	uint64_t now = cp_now_ns();
 	cp_dr_take_pending();
 	cp_dr_read_fresh(now, how & CP_ROUND_FIRST_NOW);
@@ -324,6 +326,7 @@ CP_PARENT_ONLY uint64_t cp_drain_round_here(unsigned how, struct pollfd *p, unsi
 	}
 	for (struct cp_drain *d = cp_dr_polled; d != NULL && *np < max; d = d->next)
 		p[(*np)++] = (struct pollfd){ .fd = d->fd, .events = POLLIN | POLLRDHUP };
+	atomic_store_explicit(&cp_dr_in_round, false, memory_order_relaxed);
 	pthread_mutex_unlock(&cp_dr_active_lock);
 	return next;
 }

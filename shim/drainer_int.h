@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -21,6 +22,9 @@ extern atomic_uint cp_dr_in_progress;  /* reserved places: background and synchr
 extern atomic_int cp_dr_epfd;
 extern atomic_int cp_dr_exit_waiting;  /* the exit path sleeps on in_progress: wake it at zero */
 extern pthread_mutex_t cp_dr_active_lock;
+/* a thread-less round (cp_drain_round_here) holds the lock: what a fork from a signal handler
+ * that interrupted it cannot trust (drainend.c) */
+extern atomic_bool cp_dr_in_round;
 /* guarded by cp_dr_active_lock: */
 extern struct cp_drain *cp_dr_active;  /* watched in epoll */
 extern struct cp_drain *cp_dr_fresh, *cp_dr_fresh_tail; /* first read still to come (oldest first) */

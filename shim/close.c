@@ -375,9 +375,7 @@ CP_HOT int cp_close(int fd)
 	struct release r = { .real = true };
 	close_socket(fd, s, last, &r);
 	cp_drain_service(); /* the sockets closed earlier without a thread (drainnow.h) */
-	int want = r.ret < 0 ? r.err : saved;
-	if (errno != want) /* errno's page: a forking server's parent wrote it after every fork */
-		errno = want;
+	cp_errno_restore(r.ret < 0 ? r.err : saved);
 	return r.ret;
 }
 

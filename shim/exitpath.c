@@ -238,8 +238,7 @@ void cp_exit_run(void)
 			cp_drain_finish_at_exit(deadline_of(set));
 	}
 	say_goodbye();
-	if (errno != saved) /* errno's page: written only when it must be */
-		errno = saved;
+	cp_errno_restore(saved);
 }
 
 /* Flush a standard stream unless another thread holds it (one blocked reading stdin, say):

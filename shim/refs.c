@@ -383,8 +383,7 @@ pid_t cp_fork(void)
 			cp_fd_foreach(0, ~0U, uncount, &e);
 		}
 		cp_refs_resume();
-		if (errno != saved) /* errno is on a page of the thread's that fork write-protected */
-			cp_errno_restore(saved);
+		cp_errno_restore(saved);
 	}
 	return pid;
 }

@@ -182,11 +182,19 @@ enum cp_disp cp_sigdisp_of(const struct sigaction *a)
 	return a->sa_handler == SIG_DFL ? CP_DISP_DEFAULT : CP_DISP_HANDLER;
 }
 
+/* Only the published handler's word, under the same check as snapshot(): asked by every write()
+ * to a followed socket. */
 enum cp_disp cp_sigdisp_now(void)
 {
-	struct sigaction a;
-	cp_sigdisp_get(&a);
-	return cp_sigdisp_of(&a);
+	for (;;) {
+		uint64_t c = atomic_load_explicit(&st.cur, memory_order_acquire);
+		unsigned long h = atomic_load_explicit(&st.rec[c & CUR_IDX].w[W_HANDLER], memory_order_relaxed);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&st.cur, memory_order_relaxed) == c) {
+			struct sigaction a = { .sa_handler = (cp_handler_t)(uintptr_t)h };
+			return cp_sigdisp_of(&a);
+		}
+	}
 }
 
 const char *cp_disp_name(enum cp_disp d)

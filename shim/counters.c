@@ -14,6 +14,7 @@
 
 #include "shim/config.h"
 #include "shim/events.h"
+#include "shim/hot.h"
 #include "shim/perproc.h"
 #include "shim/real.h"
 #include "shim/reload.h"
@@ -25,13 +26,17 @@ enum { NONE, MAKING, READY };
 /* On the per-process page (perproc.h), which a forked child gets zeroed: its own file, made at
  * its own first count, and nothing written at the fork. ctr_mine: the file's mapping, once
  * READY; ctr_state: NONE, MAKING, READY; ctr_maker_tid: the thread making the file; ctr_path:
- * the file, for removal at exit ("" when none); ctr_slot_rule: the rule slots this process
- * named, so a close finds its rule's slot without comparing names. */
+ * the file, for removal at exit ("" when none). A count reads none of it (cp_ctr): a forked
+ * child's first touch of that page is a page fault, one a fork-per-connection server's child
+ * would pay only to count its close. */
 #define PP (cp_perproc)
-_Static_assert(sizeof PP.ctr_slot_rule / sizeof *PP.ctr_slot_rule == CP_CTR_RULES,
-	       "one slot pointer per counted rule");
+/* Which rule last used each slot, in this process or the one it was forked from: a hint, kept
+ * where a fork copies it (a child counting in its parent's file finds its parent's hints and
+ * writes nothing), and only ever trusted once the slot's name in the file agrees. */
+static const struct cp_rule *slot_hint[CP_CTR_RULES];
 /* Counts made while the file is being made, by a signal handler that interrupted the thread
- * making it (added to the file once it is there); and every count when no file can be made.
+ * making it (added to the file once it is there); and every count when no file can be made
+ * and none was inherited.
  * A child inherits what the parent's fold left: zeros, and the high-water mark. */
 static struct cp_ctr_file early;
 /* The file this process made, kept off the per-process page: a forked child inherits it (its
@@ -39,6 +44,7 @@ static struct cp_ctr_file early;
  * server's children count in the server's file, not each in a file made and removed per
  * request (eight system calls, and a fork's worth of time, more per connection). */
 static struct cp_ctr_file *inherited;
+struct cp_ctr_file *cp_ctr_made CP_HOT_DATA(00);
 
 /* The policy in force, copied into the file when it is made and at each reload. */
 static const struct cp_policy *policy_now;
@@ -170,6 +176,7 @@ static struct cp_ctr_file *slow(void)
 		if (f) {
 			fold_early(f);
 			__atomic_store_n(&inherited, f, __ATOMIC_RELEASE);
+			cp_ctr_made = f;
 		}
 		cp_errno_restore(saved);
 		return f ? f : &early;
@@ -184,13 +191,13 @@ static struct cp_ctr_file *slow(void)
 
 struct cp_ctr_file *cp_ctr(void)
 {
-	/* Read with a write (adding nothing): in a forked child this is usually the first touch of
-	 * its per-process page, and a read would map the zero page and its first write there
-	 * (rule_slot's) fault again; in the parent the page is writable, a locked add costs no fault */
-	struct cp_ctr_file *f = __atomic_fetch_add(&PP.ctr_mine, 0, __ATOMIC_ACQUIRE);
+	/* The last file made, by this process or an ancestor it was forked from: the process's own
+	 * once it made one (slow() sets both), its parent's until then. Read from a page a fork
+	 * copies, so a forked child counts without touching its per-process page. */
+	struct cp_ctr_file *f = __atomic_load_n(&inherited, __ATOMIC_ACQUIRE);
 	if (f != NULL)
 		return f;
-	f = __atomic_load_n(&inherited, __ATOMIC_ACQUIRE);
+	f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE); /* &early: no file could be made */
 	return f != NULL ? f : slow();
 }
 
@@ -216,18 +223,25 @@ void cp_ctr_second_thread(void)
 
 /* ---- counting ---- */
 
+static bool named(struct cp_ctr_file *f, unsigned i, const struct cp_rule *rule)
+{
+	return __atomic_load_n(&f->rules[i].state, __ATOMIC_ACQUIRE) == 2 &&
+	       strncmp(f->rules[i].name, rule->name, CP_CTR_NAME - 1) == 0;
+}
+
 static unsigned rule_slot(struct cp_ctr_file *f, const struct cp_rule *rule)
 {
 	unsigned used = __atomic_load_n(&f->rules_used, __ATOMIC_ACQUIRE);
 	if (used > CP_CTR_RULES)
 		used = CP_CTR_RULES;
+	/* the hint spares the search, not the check: a hint may describe another file (the parent's,
+	 * before this process made its own) or another generation's rule at the same address */
 	for (unsigned i = 0; i < used; i++)
-		if (__atomic_load_n(&PP.ctr_slot_rule[i], __ATOMIC_RELAXED) == rule)
+		if (__atomic_load_n(&slot_hint[i], __ATOMIC_RELAXED) == rule && named(f, i, rule))
 			return i;
-	for (unsigned i = 0; i < used; i++) /* named by a rule of another generation */
-		if (__atomic_load_n(&f->rules[i].state, __ATOMIC_ACQUIRE) == 2 &&
-		    strncmp(f->rules[i].name, rule->name, CP_CTR_NAME - 1) == 0) {
-			__atomic_store_n(&PP.ctr_slot_rule[i], rule, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < used; i++) /* named by a rule of another generation, or process */
+		if (named(f, i, rule)) {
+			__atomic_store_n(&slot_hint[i], rule, __ATOMIC_RELAXED);
 			return i;
 		}
 	unsigned i = __atomic_fetch_add(&f->rules_used, 1, __ATOMIC_ACQ_REL);
@@ -243,7 +257,7 @@ static unsigned rule_slot(struct cp_ctr_file *f, const struct cp_rule *rule)
 		__atomic_store_n(&f->rules[i].state, 2, __ATOMIC_RELEASE);
 	}
 	if (i < CP_CTR_RULES - 1)
-		__atomic_store_n(&PP.ctr_slot_rule[i], rule, __ATOMIC_RELAXED);
+		__atomic_store_n(&slot_hint[i], rule, __ATOMIC_RELAXED);
 	return i;
 }
 
@@ -340,7 +354,9 @@ void cp_ctr_error(void)
 void cp_ctr_log_line(bool written)
 {
 	/* only once there is a file: the start-up's lines must not make one */
-	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
+	struct cp_ctr_file *f = __atomic_load_n(&inherited, __ATOMIC_ACQUIRE);
+	if (f == NULL)
+		f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
 	if (f == NULL)
 		f = &early;
 	cp_ctr_add(written ? &f->log_lines : &f->log_dropped, 1);
@@ -370,7 +386,9 @@ void cp_ctr_policy_rejected(const char *message)
 
 void cp_ctr_at_exit(void)
 {
-	struct cp_ctr_file *f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
-	if (f != NULL && f != &early && PP.ctr_path[0] != '\0' && f->pid == (int)getpid())
+	/* a forked child made none (its fork handler cleared the mark): it reads no page more here.
+	 * The pid is still checked: a child of a raw clone() runs no fork handler */
+	struct cp_ctr_file *f = cp_ctr_made;
+	if (f != NULL && PP.ctr_path[0] != '\0' && f->pid == (int)getpid())
 		unlink(PP.ctr_path);
 }

@@ -45,10 +45,18 @@ void cp_ctr_policy_loaded(const struct cp_policy *p);
 /* A reload was refused: the old policy stays; message says why. */
 void cp_ctr_policy_rejected(const char *message);
 
-/* fork: nothing to do. The child counts in a file of its own, made at its first count: what says
- * which file is on the per-process page (perproc.h), which the child gets zeroed. */
-/* exit: remove the file. */
+/* fork: a child counts in the file its parent counts in, until it makes a socket of its own
+ * (cp_ctr_ensure: then a file of its own). exit: the process that made its file removes it. */
 void cp_ctr_at_exit(void);
+/* The file this process made, NULL in a forked child: set when it is made, cleared by the fork's
+ * child handler (inline there: a call would run a page of the shim's code a child needs for
+ * nothing else). On the hot page (hot.h), which a child that counts writes anyway. */
+extern struct cp_ctr_file *cp_ctr_made;
+static inline void cp_ctr_forked_child(void)
+{
+	if (cp_ctr_made != NULL)
+		cp_ctr_made = NULL;
+}
 
 static inline void cp_ctr_add(uint64_t *counter, uint64_t n)
 {

@@ -155,6 +155,7 @@ static atomic_int once CP_HOT_DATA(00); /* on the page every process writes at s
 static void after_fork_child(void)
 {
 	cp_refs_fork_child(); /* first: the per-process page, cleared by hand if it is not marked */
+	cp_ctr_forked_child();
 	/* forked while another thread was starting the shim: that thread is not in the child, whose
 	 * first wrapper starts it again (as pthread_once would) */
 	if (atomic_load(&once) != CP_ONCE_DONE)

@@ -24,7 +24,6 @@
 
 struct cp_sock;
 struct cp_ctr_file;
-struct cp_rule;
 
 #define CP_PERPROC_SIZE 4096
 
@@ -51,7 +50,6 @@ struct cp_perproc {
 			/* counters.c: this process's counters file (a child makes its own) */
 			struct cp_ctr_file *ctr_mine;
 			int ctr_state, ctr_maker_tid;
-			const struct cp_rule *ctr_slot_rule[64];
 			char ctr_path[512];
 			/* reload.c: this process's reload thread (not in a child) */
 			int reload_started, reload_stop;

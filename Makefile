@@ -110,13 +110,17 @@ $(BUILD)/tests/test_load_changing: tests/unit/test_load_changing.c $(POLICY_OBJ)
 $(BUILD)/tests/test_shtable: tests/unit/test_shtable.c shim/shtable.c shim/shtable.h | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -o $@ tests/unit/test_shtable.c shim/shtable.c $(CMOCKA_LIBS)
+# the descriptor table on its own
+$(BUILD)/tests/test_fdtable: tests/unit/test_fdtable.c shim/fdtable.c shim/fdtable.h | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -o $@ tests/unit/test_fdtable.c shim/fdtable.c $(CMOCKA_LIBS)
 $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS)
 # the live-view tests share their JSON and Prometheus readers
 $(BUILD)/tests/itest_stat $(BUILD)/tests/itest_reload $(BUILD)/tests/itest_quiet: $(BUILD)/tests/itest_%: tests/integration/itest_%.c tests/integration/harness.c tests/integration/stat_helpers.c | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS) -lpthread
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -o $@ $(filter %.c,$^) $(CMOCKA_LIBS)
 $(BUILD)/progs/%: tests/progs/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< -lpthread

@@ -19,32 +19,38 @@ static _Atomic(entry_t *) top[TOP_SIZE];
  * touches one page, not the top array's and a heap chunk's (see hot.h for why pages count). */
 static entry_t low[CHUNK_SIZE] CP_HOT_DATA(1);
 
-/* Where entries have ever been: per chunk, one bit per group of 64 numbers, and the highest
- * chunk. Set before an entry is stored, never cleared; a walk (every fork, exec, exit and
- * close_range) reads only those groups, not the whole table (the top array alone is 128 pages,
- * and the shim's own descriptors sit far above the program's). */
+/* Where entries have ever been, set before an entry is stored and never cleared, so that a walk
+ * (every fork, exec, exit and close_range) reads only those, not the whole table (the top array
+ * alone is 128 pages, and the shim's own descriptors sit far above the program's): in the first
+ * chunk, a bit per descriptor; above it, a bit per group of 64 numbers, and the highest chunk.
+ * (Walking each group of 64 of the first chunk cost a forked child that exits with five
+ * descriptors 2,000 instructions, and its parent's fork pass as much: a fork-per-connection
+ * server's every request.) */
+#define USED_WORDS (CHUNK_SIZE / 64)
 #define GROUP_BITS 6
 #define GROUP_SIZE (1u << GROUP_BITS)
 typedef uint16_t groups_t; /* CHUNK_SIZE / GROUP_SIZE bits */
-static _Atomic groups_t groups[TOP_SIZE]; /* [0] unused: low_groups */
+static _Atomic groups_t groups[TOP_SIZE]; /* [0] unused: the first chunk has low_used */
 /* what every process reads at exit, on the page it writes at start (hot.h) */
-static _Atomic groups_t low_groups CP_HOT_DATA(00);
+static _Atomic uint64_t low_used[USED_WORDS] CP_HOT_DATA(00);
 static atomic_uint hi_chunk CP_HOT_DATA(00);
 static atomic_bool held_socket CP_HOT_DATA(00);
-
-static _Atomic groups_t *groups_of(unsigned chunk)
-{
-	return chunk == 0 ? &low_groups : &groups[chunk];
-}
 
 static void note_use(unsigned fd, bool socket)
 {
 	unsigned hi = fd >> CHUNK_BITS;
-	groups_t bit = (groups_t)(1u << ((fd & (CHUNK_SIZE - 1)) >> GROUP_BITS));
 	if (socket && !atomic_load_explicit(&held_socket, memory_order_relaxed))
 		atomic_store(&held_socket, true);
-	if (!(atomic_load_explicit(groups_of(hi), memory_order_relaxed) & bit))
-		atomic_fetch_or(groups_of(hi), bit);
+	if (hi == 0) {
+		_Atomic uint64_t *w = &low_used[fd >> 6];
+		uint64_t bit = 1ull << (fd & 63);
+		if (!(atomic_load_explicit(w, memory_order_relaxed) & bit))
+			atomic_fetch_or(w, bit);
+		return;
+	}
+	groups_t bit = (groups_t)(1u << ((fd & (CHUNK_SIZE - 1)) >> GROUP_BITS));
+	if (!(atomic_load_explicit(&groups[hi], memory_order_relaxed) & bit))
+		atomic_fetch_or(&groups[hi], bit);
 	unsigned seen = atomic_load_explicit(&hi_chunk, memory_order_relaxed);
 	while (hi > seen && !atomic_compare_exchange_weak(&hi_chunk, &seen, hi))
 		;
@@ -126,10 +132,24 @@ void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_s
 {
 	if (last >= TOP_SIZE * CHUNK_SIZE)
 		last = TOP_SIZE * CHUNK_SIZE - 1;
+	if (first < CHUNK_SIZE) { /* the first chunk: the entries ever stored */
+		for (unsigned w = first >> 6; w < USED_WORDS && w <= last >> 6; w++)
+			for (uint64_t bits = atomic_load(&low_used[w]); bits != 0; bits &= bits - 1) {
+				unsigned fd = w << 6 | (unsigned)__builtin_ctzll(bits);
+				if (fd < first)
+					continue;
+				if (fd > last)
+					return;
+				struct cp_sock *s = atomic_load_explicit(&low[fd], memory_order_acquire);
+				if (s != NULL)
+					fn((int)fd, s, arg);
+			}
+		first = CHUNK_SIZE;
+	}
 	unsigned hi = atomic_load(&hi_chunk);
 	for (unsigned c = first >> CHUNK_BITS; c <= hi && c <= last >> CHUNK_BITS; c++) {
-		groups_t mask = atomic_load_explicit(groups_of(c), memory_order_acquire);
-		entry_t *chunk = c == 0 ? low : atomic_load_explicit(&top[c], memory_order_acquire);
+		groups_t mask = atomic_load_explicit(&groups[c], memory_order_acquire);
+		entry_t *chunk = atomic_load_explicit(&top[c], memory_order_acquire);
 		if (mask == 0 || chunk == NULL)
 			continue;
 		for (unsigned g = 0; g < CHUNK_SIZE / GROUP_SIZE; g++) {
@@ -156,10 +176,17 @@ bool cp_fd_ever_held_socket(void)
 
 bool cp_fd_any(bool (*pred)(const struct cp_sock *s))
 {
+	for (unsigned w = 0; w < USED_WORDS; w++)
+		for (uint64_t bits = atomic_load(&low_used[w]); bits != 0; bits &= bits - 1) {
+			struct cp_sock *s = atomic_load_explicit(&low[w << 6 | (unsigned)__builtin_ctzll(bits)],
+								 memory_order_acquire);
+			if (s != NULL && s != CP_SOCK_SHIM && pred(s))
+				return true;
+		}
 	unsigned hi = atomic_load(&hi_chunk);
-	for (unsigned c = 0; c <= hi; c++) {
-		groups_t mask = atomic_load_explicit(groups_of(c), memory_order_acquire);
-		entry_t *chunk = c == 0 ? low : atomic_load_explicit(&top[c], memory_order_acquire);
+	for (unsigned c = 1; c <= hi; c++) {
+		groups_t mask = atomic_load_explicit(&groups[c], memory_order_acquire);
+		entry_t *chunk = atomic_load_explicit(&top[c], memory_order_acquire);
 		if (mask == 0 || chunk == NULL)
 			continue;
 		for (unsigned i = 0; i < CHUNK_SIZE; i++) {

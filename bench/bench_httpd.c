@@ -1,7 +1,8 @@
 /* A server that forks a child per connection, as the oldest servers do: busybox httpd serving a
  * 10 kB page, bare, with an object that does nothing preloaded (the anchor: what any preloaded
- * object costs a process per fork), under the shim with no policy (observe only) and with a
- * graceful policy, in interleaved rounds. Client threads each open a connection per request (HTTP/1.0), read the
+ * object costs a process per fork), with the floor preloaded (bench/anchor/floor.c: the least an
+ * object can do to keep the same promise on these closes, observe only and graceful), under the
+ * shim with no policy (observe only) and with a graceful policy, in interleaved rounds. Client threads each open a connection per request (HTTP/1.0), read the
  * whole answer to EOF and count it when the body was all there. Figures: requests per second,
  * the medians and the ratios against bare. Skipped, saying so, when busybox is not installed. */
 #include "bench/common.h"
@@ -15,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +35,8 @@ static int port;
 static atomic_long done, failed;
 static atomic_int stop;
 
-static pid_t start_httpd(const char *busybox, const char *dir, const char *lib, const char *policy)
+static pid_t start_httpd(const char *busybox, const char *dir, const char *lib, const char *policy,
+			 bool floor_graceful)
 {
 	char listen_at[32];
 	snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
@@ -47,6 +50,8 @@ static pid_t start_httpd(const char *busybox, const char *dir, const char *lib, 
 			setenv("LD_PRELOAD", lib, 1);
 		if (policy != NULL)
 			setenv("CLOSEPOLICY_FILE", policy, 1);
+		if (floor_graceful)
+			setenv("CP_FLOOR_GRACEFUL", "1", 1);
 		/* the log (stderr, level info: a risk event per close in observe mode) to /dev/null:
 		 * its lines are written, not displayed */
 		int null = open("/dev/null", O_WRONLY);
@@ -141,10 +146,10 @@ static double server_cpu(pid_t pid)
 }
 
 /* requests per second; *cpu_us: the server's CPU time per answered request */
-static double run(const char *busybox, const char *dir, const char *lib, const char *policy, long *fails,
-		  double *cpu_us)
+static double run(const char *busybox, const char *dir, const char *lib, const char *policy,
+		  bool floor_graceful, long *fails, double *cpu_us)
 {
-	pid_t pid = start_httpd(busybox, dir, lib, policy);
+	pid_t pid = start_httpd(busybox, dir, lib, policy, floor_graceful);
 	double before = server_cpu(pid);
 	double r = load();
 	long answered = atomic_load(&done);
@@ -172,8 +177,8 @@ int main(void)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	char lib[PATH_MAX], anchor[PATH_MAX], buf[PATH_MAX], dir[] = "/tmp/cp-bench-httpd-XXXXXX",
-								     page[PATH_MAX + 16];
+	char lib[PATH_MAX], anchor[PATH_MAX], floor_lib[PATH_MAX], buf[PATH_MAX],
+		dir[] = "/tmp/cp-bench-httpd-XXXXXX", page[PATH_MAX + 16];
 	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
 	snprintf(buf, sizeof buf, "%s/libclosepolicy.so", build);
 	if (!realpath(buf, lib)) {
@@ -181,8 +186,13 @@ int main(void)
 		return 1;
 	}
 	snprintf(buf, sizeof buf, "%s/bench-anchor/empty.so", build);
-	if (!realpath(buf, anchor) || !mkdtemp(dir)) {
+	if (!realpath(buf, anchor)) {
 		perror("bench_httpd: bench-anchor/empty.so (make bench builds it)");
+		return 1;
+	}
+	snprintf(buf, sizeof buf, "%s/bench-anchor/floor.so", build);
+	if (!realpath(buf, floor_lib) || !mkdtemp(dir)) {
+		perror("bench_httpd: bench-anchor/floor.so (make bench builds it)");
 		return 1;
 	}
 	snprintf(page, sizeof page, "%s/index.html", dir);
@@ -201,20 +211,27 @@ int main(void)
 	port = ntohs(a.sin_port);
 	close(l);
 
-	double bare[ROUNDS], empty[ROUNDS], observe[ROUNDS], graceful[ROUNDS];
+	double bare[ROUNDS], empty[ROUNDS], observe[ROUNDS], graceful[ROUNDS], fl_obs[ROUNDS], fl_gr[ROUNDS];
 	double r_emp[ROUNDS], r_obs[ROUNDS], r_gr[ROUNDS], a_obs[ROUNDS], a_gr[ROUNDS];
-	double cpu[4][ROUNDS];
-	long fails[4] = { 0, 0, 0, 0 };
+	double r_flo[ROUNDS], r_flg[ROUNDS], f_obs[ROUNDS], f_gr[ROUNDS];
+	double cpu[6][ROUNDS];
+	long fails[6] = { 0, 0, 0, 0, 0, 0 };
 	for (int r = 0; r < ROUNDS; r++) {
-		bare[r] = run(busybox, dir, NULL, NULL, &fails[0], &cpu[0][r]);
-		empty[r] = run(busybox, dir, anchor, NULL, &fails[3], &cpu[3][r]);
-		observe[r] = run(busybox, dir, lib, NULL, &fails[1], &cpu[1][r]);
-		graceful[r] = run(busybox, dir, lib, policy, &fails[2], &cpu[2][r]);
+		bare[r] = run(busybox, dir, NULL, NULL, false, &fails[0], &cpu[0][r]);
+		empty[r] = run(busybox, dir, anchor, NULL, false, &fails[3], &cpu[3][r]);
+		fl_obs[r] = run(busybox, dir, floor_lib, NULL, false, &fails[4], &cpu[4][r]);
+		observe[r] = run(busybox, dir, lib, NULL, false, &fails[1], &cpu[1][r]);
+		fl_gr[r] = run(busybox, dir, floor_lib, NULL, true, &fails[5], &cpu[5][r]);
+		graceful[r] = run(busybox, dir, lib, policy, false, &fails[2], &cpu[2][r]);
 		r_emp[r] = empty[r] / bare[r];
 		r_obs[r] = observe[r] / bare[r];
 		r_gr[r] = graceful[r] / bare[r];
 		a_obs[r] = observe[r] / empty[r];
 		a_gr[r] = graceful[r] / empty[r];
+		r_flo[r] = fl_obs[r] / bare[r];
+		r_flg[r] = fl_gr[r] / bare[r];
+		f_obs[r] = observe[r] / fl_obs[r];
+		f_gr[r] = graceful[r] / fl_gr[r];
 	}
 	double b = median(bare, ROUNDS), e = median(empty, ROUNDS), o = median(observe, ROUNDS),
 	       g = median(graceful, ROUNDS);
@@ -224,10 +241,13 @@ int main(void)
 	       fails[0], fails[1], fails[2]);
 	printf("httpd: against an object that does nothing, preloaded (%.0f req/s, %.3fx bare; incomplete answers %ld): observe only %.3fx, graceful %.3fx\n",
 	       e, re, fails[3], median(a_obs, ROUNDS), median(a_gr, ROUNDS));
+	printf("httpd: the floor, bench/anchor/floor.c (the least an object can do for these closes: a shared count per socket raised at fork, at the last close FIONREAD, or the FIN and a read to EOF; incomplete answers %ld / %ld): observe only %.0f req/s (%.3fx bare), graceful %.0f req/s (%.3fx bare); the shim against the floor: observe only %.3fx, graceful %.3fx\n",
+	       fails[4], fails[5], median(fl_obs, ROUNDS), median(r_flo, ROUNDS), median(fl_gr, ROUNDS),
+	       median(r_flg, ROUNDS), median(f_obs, ROUNDS), median(f_gr, ROUNDS));
 	double cb = median(cpu[0], ROUNDS), co = median(cpu[1], ROUNDS), cg = median(cpu[2], ROUNDS),
-	       ce = median(cpu[3], ROUNDS);
-	printf("httpd: the server's CPU time per request (parent and children; clock ticks, so coarse): bare %.0f us | an object that does nothing %.0f us (%.2fx) | observe only %.0f us (%.2fx) | graceful %.0f us (%.2fx)\n",
-	       cb, ce, ce / cb, co, co / cb, cg, cg / cb);
+	       ce = median(cpu[3], ROUNDS), cfo = median(cpu[4], ROUNDS), cfg = median(cpu[5], ROUNDS);
+	printf("httpd: the server's CPU time per request (parent and children; clock ticks, so coarse): bare %.0f us | an object that does nothing %.0f us (%.2fx) | the floor, observe only %.0f us (%.2fx), graceful %.0f us (%.2fx) | observe only %.0f us (%.2fx) | graceful %.0f us (%.2fx)\n",
+	       cb, ce, ce / cb, cfo, cfo / cb, cfg, cfg / cb, co, co / cb, cg, cg / cb);
 	unlink(page);
 	rmdir(dir);
 	unlink(policy);

@@ -82,14 +82,15 @@ $(BUILD)/pic/shim/yamldl.o: ALL_CFLAGS += $(if $(YAML_LIBDIR),-DCP_YAML_LIBDIR='
 # init.o first: its .bss (the configuration start-up writes) opens the object's .bss, on the page
 # whose first byte the C runtime's exit writes in every process anyway (one page, not two).
 START_OBJ := $(BUILD)/pic/shim/init.o
-# The code a forked child runs (its atfork handler, _exit, the exit path, the reference table,
-# the counters) is kept together, first: the kernel maps a file's pages into a process in 64 KiB
+# The code a forked child runs (its atfork handler, close, dup2, write and sendfile, signal(),
+# _exit, the exit path, the reference table, the counters) is marked CP_CHILD (hot.h) and
+# gathered with the hot path, first: the kernel maps a file's pages into a process in 64 KiB
 # blocks of addresses at a fault (fault-around), and a fork copies none of them, so every block
 # a child touches is a page fault in every child. The object's base is only page-aligned (where
-# address space randomisation puts it), so that stretch (about 48 KiB) meets one block or two;
-# aligning the object to 64 KiB would cost every process three system calls at load. What a
-# child does not run (logging, the policy and its cache, exec hand-over, accept/connect
-# tracking, the reload thread) is linked last.
+# address space randomisation puts it), so that stretch (about 18 KiB) meets one block in most
+# children, two in a quarter; aligning the object to 64 KiB would cost every process three
+# system calls at load. What a child does not run (logging, the policy and its cache, exec
+# hand-over, accept/connect tracking, the reload thread) is linked last.
 COLD_OBJ := $(addprefix $(BUILD)/pic/shim/,log.o events.o quiet.o sigpipe.o track.o \
 	inherit.o reload.o polcache.o rundir.o yamldl.o)
 $(LIB): $(SHIM_OBJ) $(POLICY_PIC_OBJ)

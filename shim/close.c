@@ -254,7 +254,7 @@ static const char *held_by(enum cp_last last)
 
 /* A plain close that leaves the socket to its other holders: visible at debug level, so a policy
  * that did not act can be seen not acting. */
-static void log_held(int fd, const struct cp_sock *s, enum cp_last last, bool exiting)
+CP_CHILD static void log_held(int fd, const struct cp_sock *s, enum cp_last last, bool exiting)
 {
 	if (s->kind != CP_KIND_TCP_CONN || !cp_log_enabled(CP_LEVEL_DEBUG))
 		return;
@@ -270,7 +270,7 @@ static const char *const GIVEN_AWAY =
 
 /* A descriptor of socket s is going, and `last` says whether it was the socket's last in every
  * process: decide and act. */
-static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct release *r)
+CP_CHILD static void close_socket(int fd, struct cp_sock *s, enum cp_last last, struct release *r)
 {
 	const struct cp_rule *rule = s->rule;
 	if (held_by(last) != NULL) {
@@ -384,7 +384,7 @@ CP_HOT int cp_close(int fd)
  * kernel's close. An entry whose number no longer is the socket registered (closed by io_uring or
  * another route the shim does not see, the number perhaps taken by another file since) is
  * dropped without a word at info level: it is no close of the program's. */
-void cp_close_at_exit(int fd, struct cp_exit_set *set)
+CP_CHILD void cp_close_at_exit(int fd, struct cp_exit_set *set)
 {
 	struct cp_sock *s = cp_fd_get(fd);
 	if (s == NULL || s == CP_SOCK_SHIM)

@@ -189,7 +189,7 @@ static struct cp_ctr_file *slow(void)
 	return __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
 }
 
-struct cp_ctr_file *cp_ctr(void)
+CP_CHILD struct cp_ctr_file *cp_ctr(void)
 {
 	/* The last file made, by this process or an ancestor it was forked from: the process's own
 	 * once it made one (slow() sets both), its parent's until then. Read from a page a fork
@@ -223,13 +223,13 @@ void cp_ctr_second_thread(void)
 
 /* ---- counting ---- */
 
-static bool named(struct cp_ctr_file *f, unsigned i, const struct cp_rule *rule)
+CP_CHILD static bool named(struct cp_ctr_file *f, unsigned i, const struct cp_rule *rule)
 {
 	return __atomic_load_n(&f->rules[i].state, __ATOMIC_ACQUIRE) == 2 &&
 	       strncmp(f->rules[i].name, rule->name, CP_CTR_NAME - 1) == 0;
 }
 
-static unsigned rule_slot(struct cp_ctr_file *f, const struct cp_rule *rule)
+CP_CHILD static unsigned rule_slot(struct cp_ctr_file *f, const struct cp_rule *rule)
 {
 	unsigned used = __atomic_load_n(&f->rules_used, __ATOMIC_ACQUIRE);
 	if (used > CP_CTR_RULES)
@@ -261,7 +261,7 @@ static unsigned rule_slot(struct cp_ctr_file *f, const struct cp_rule *rule)
 	return i;
 }
 
-void cp_ctr_close(const struct cp_close_facts *c)
+CP_CHILD void cp_ctr_close(const struct cp_close_facts *c)
 {
 	struct cp_ctr_file *f = cp_ctr();
 	enum cp_action taken = c->dry_run ? CP_ACTION_PASSTHROUGH : c->action;
@@ -291,7 +291,7 @@ void cp_ctr_risk(const struct cp_close_facts *c)
 		cp_ctr_add(&f->rules[rule_slot(f, c->sock->rule)].risk, 1);
 }
 
-void cp_ctr_drain(const char *outcome, uint64_t ms, int err)
+CP_CHILD void cp_ctr_drain(const char *outcome, uint64_t ms, int err)
 {
 	static const char *const names[] = CP_CTR_DRAIN_NAMES;
 	struct cp_ctr_file *f = cp_ctr();
@@ -384,7 +384,7 @@ void cp_ctr_policy_rejected(const char *message)
 
 /* ---- fork and exit ---- */
 
-void cp_ctr_at_exit(void)
+CP_CHILD void cp_ctr_at_exit(void)
 {
 	/* a forked child made none (its fork handler cleared the mark): it reads no page more here.
 	 * The pid is still checked: a child of a raw clone() runs no fork handler */

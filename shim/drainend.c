@@ -13,6 +13,7 @@
 #include "shim/drainer_int.h"
 #include "shim/drainnow.h"
 #include "shim/events.h"
+#include "shim/hot.h"
 #include "shim/ownfd.h"
 #include "shim/perproc.h"
 
@@ -116,7 +117,7 @@ void cp_drain_log_pending(void)
 
 /* ---- fork ---- */
 
-bool cp_drain_untouched(void)
+CP_CHILD bool cp_drain_untouched(void)
 {
 	return atomic_load(&cp_dr_running) == 0 && atomic_load(&cp_dr_epfd) < 0 && atomic_load(&cp_dr_in_progress) == 0 &&
 	       atomic_load(&cp_dr_pending) == NULL;
@@ -143,7 +144,7 @@ void cp_drain_atfork_parent(void)
 		pthread_mutex_unlock(&cp_dr_active_lock);
 }
 
-void cp_drain_atfork_child(void)
+CP_CHILD void cp_drain_atfork_child(void)
 {
 	/* The child's copies would keep half-closed sockets alive until it exits: close them. The
 	 * sockets (and their lines) stay the parent's to finish. Each is written only when set:

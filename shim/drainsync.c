@@ -13,15 +13,16 @@
 
 #include "shim/actions.h"
 #include "shim/events.h"
+#include "shim/hot.h"
 
-uint64_t cp_now_ns(void)
+CP_CHILD uint64_t cp_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int cp_drain_discard(int fd, uint64_t *bytes, int *err)
+CP_CHILD int cp_drain_discard(int fd, uint64_t *bytes, int *err)
 {
 	for (;;) {
 		/* MSG_TRUNC on TCP discards without copying: no buffer needed */
@@ -41,7 +42,7 @@ int cp_drain_discard(int fd, uint64_t *bytes, int *err)
 	}
 }
 
-void cp_drain_prepare(int fd, struct cp_sock *s)
+CP_CHILD void cp_drain_prepare(int fd, struct cp_sock *s)
 {
 	if (atomic_load(&s->linger0)) /* the policy's graceful close wins over the program's RST */
 		cp_act_linger(fd, 0, 0);

@@ -86,7 +86,7 @@ int cp_exit_linger_s(const struct cp_exit_set *set, uint32_t linger_s)
 	return (int)(linger_s < left_s ? linger_s : left_s);
 }
 
-static void finish(struct cp_exit_set *set, size_t i, const char *outcome, bool eof, int err, uint64_t now)
+CP_CHILD static void finish(struct cp_exit_set *set, size_t i, const char *outcome, bool eof, int err, uint64_t now)
 {
 	struct exit_drain *d = drain_at(set, i);
 	cp_event_drain(d->s, d->fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);
@@ -101,7 +101,7 @@ static void finish(struct cp_exit_set *set, size_t i, const char *outcome, bool 
 	*d = *drain_at(set, --set->n);
 }
 
-void cp_exit_leave_open(struct cp_exit_set *set, int fd)
+CP_CHILD void cp_exit_leave_open(struct cp_exit_set *set, int fd)
 {
 	(void)set; /* the only set there is */
 	if (left_open.n < LEFT_OPEN_MAX)
@@ -118,7 +118,7 @@ void cp_exit_close_left_open(struct cp_exit_set *set)
 	left_open.n = 0;
 }
 
-void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s, bool verified)
+CP_CHILD void cp_exit_set_add(struct cp_exit_set *set, int fd, struct cp_sock *s, bool verified)
 {
 	cp_exit_close_left_open(set);
 	if (!verified && !cp_sock_still_registered(fd, s)) { /* another file has the number now: only close */
@@ -188,14 +188,14 @@ static void at_exit_last(int fd, void *arg)
 	cp_close_at_exit(fd, arg);
 }
 
-static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
+CP_CHILD static void at_exit_entry(int fd, struct cp_sock *s, void *arg)
 {
 	if (s != CP_SOCK_SHIM && s->kind == CP_KIND_TCP_CONN)
 		cp_close_at_exit(fd, arg);
 }
 
 /* one whose holders cannot be known is never acted on, at exit either (refs.h) */
-static bool actionable_connection(const struct cp_sock *s)
+CP_CHILD static bool actionable_connection(const struct cp_sock *s)
 {
 	return s->kind == CP_KIND_TCP_CONN && !s->unknown_holders;
 }
@@ -203,7 +203,7 @@ static bool actionable_connection(const struct cp_sock *s)
 /* A process with no connection it could act on and no drain (a forked child that never used
  * one, any child under a policy that never acts) writes nothing here and asks nothing of the
  * kernel: every page it wrote would be copied. */
-static bool has_work(void)
+CP_CHILD static bool has_work(void)
 {
 	if (!cp_fd_ever_held_socket()) /* then no drain was ever started either */
 		return false;
@@ -213,7 +213,7 @@ static bool has_work(void)
 /* The lines log.rate held back, and the counters file: every process that has them. Asked
  * first on pages the exit path has read already: a forked child without either touches no
  * page more (each would be a fault). */
-static void say_goodbye(void)
+CP_CHILD static void say_goodbye(void)
 {
 	const struct cp_policy *p = cp_cfg.policy;
 	if (p->log.rate != 0)
@@ -222,7 +222,7 @@ static void say_goodbye(void)
 		cp_ctr_at_exit();
 }
 
-void cp_exit_run(void)
+CP_CHILD void cp_exit_run(void)
 {
 	if (cp_cfg.policy == NULL)
 		return;
@@ -254,7 +254,7 @@ static void flush_unless_busy(FILE *f)
 /* exit() and return from main. exit() flushes stdio only after the destructors have run, and a
  * program's stdout may be one of the sockets closed here (inetd, CGI): flush stdout and stderr
  * first, as exit() was about to. (_exit() does not flush, and neither does its path here.) */
-__attribute__((destructor)) static void cp_exit_destructor(void)
+CP_CHILD __attribute__((destructor)) static void cp_exit_destructor(void)
 {
 	if (cp_cfg.policy != NULL && atomic_load(&exit_started) == 0 && has_work()) {
 		flush_unless_busy(stdout);

@@ -99,12 +99,12 @@ void cp_fd_note_change(void)
 	changed();
 }
 
-unsigned cp_fd_generation(void)
+CP_CHILD unsigned cp_fd_generation(void)
 {
 	return atomic_load_explicit(&generation, memory_order_relaxed);
 }
 
-struct cp_sock *cp_fd_take(int fd)
+CP_CHILD struct cp_sock *cp_fd_take(int fd)
 {
 	entry_t *e = slot(fd, false);
 	struct cp_sock *s = e ? atomic_exchange(e, NULL) : NULL;
@@ -113,7 +113,7 @@ struct cp_sock *cp_fd_take(int fd)
 	return s;
 }
 
-int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
+CP_CHILD int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
 {
 	entry_t *e = slot(fd, s != NULL);
 	*old = NULL;
@@ -127,7 +127,7 @@ int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
 	return 0;
 }
 
-void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_sock *s, void *arg),
+CP_CHILD void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_sock *s, void *arg),
 		   void *arg)
 {
 	if (last >= TOP_SIZE * CHUNK_SIZE)
@@ -169,12 +169,12 @@ void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_s
 	}
 }
 
-bool cp_fd_ever_held_socket(void)
+CP_CHILD bool cp_fd_ever_held_socket(void)
 {
 	return atomic_load(&held_socket);
 }
 
-bool cp_fd_any(bool (*pred)(const struct cp_sock *s))
+CP_CHILD bool cp_fd_any(bool (*pred)(const struct cp_sock *s))
 {
 	for (unsigned w = 0; w < USED_WORDS; w++)
 		for (uint64_t bits = atomic_load(&low_used[w]); bits != 0; bits &= bits - 1) {

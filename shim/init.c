@@ -152,7 +152,7 @@ static void after_fork_parent(void)
 
 static atomic_int once CP_HOT_DATA(00); /* on the page every process writes at start (hot.h) */
 
-static void after_fork_child(void)
+CP_CHILD static void after_fork_child(void)
 {
 	cp_refs_fork_child(); /* first: the per-process page, cleared by hand if it is not marked */
 	cp_ctr_forked_child();

@@ -1,5 +1,6 @@
 /* closepolicy — the per-process page (see perproc.h). */
 #include "shim/perproc.h"
+#include "shim/hot.h"
 
 #include <string.h>
 #include <sys/mman.h>
@@ -21,7 +22,7 @@ void cp_perproc_arm(void)
 	atomic_store(&armed, r);
 }
 
-void cp_perproc_child(void)
+CP_CHILD void cp_perproc_child(void)
 {
 	if (atomic_load_explicit(&armed, memory_order_relaxed) != 1)
 		memset(&cp_perproc, 0, sizeof cp_perproc);

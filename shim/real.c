@@ -77,7 +77,7 @@ CP_HOT int cp_real_close(int fd)
 	return f ? f(fd) : (int)syscall(SYS_close, fd);
 }
 
-int cp_real_shutdown(int fd, int how)
+CP_CHILD int cp_real_shutdown(int fd, int how)
 {
 	int (*f)(int, int) = REAL(shutdown, int (*)(int, int));
 	return f ? f(fd, how) : (int)syscall(SYS_shutdown, fd, how);
@@ -116,7 +116,7 @@ int cp_real_dup(int fd)
 	return f ? f(fd) : (int)syscall(SYS_dup, fd);
 }
 
-int cp_real_dup2(int oldfd, int newfd)
+CP_CHILD int cp_real_dup2(int oldfd, int newfd)
 {
 	int (*f)(int, int) = REAL(dup2, int (*)(int, int));
 	if (f)
@@ -175,7 +175,7 @@ int cp_real_setsockopt(int fd, int level, int name, const void *val, socklen_t l
 	return f ? f(fd, level, name, val, len) : (int)syscall(SYS_setsockopt, fd, level, name, val, len);
 }
 
-void cp_real__exit(int status)
+CP_CHILD void cp_real__exit(int status)
 {
 	void (*f)(int) = REAL(_exit, void (*)(int));
 	if (f)
@@ -184,7 +184,7 @@ void cp_real__exit(int status)
 		syscall(SYS_exit_group, status);
 }
 
-pid_t cp_real_fork(void)
+CP_CHILD pid_t cp_real_fork(void)
 {
 	pid_t (*f)(void) = REAL(fork, pid_t (*)(void));
 	return f ? f() : (pid_t)syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
@@ -288,7 +288,7 @@ ssize_t cp_real_sendfile(int out, int in, off_t *offset, size_t count)
 }
 
 /* sendfile64 takes a 64-bit offset on every ABI; on 64-bit ones it is sendfile itself. */
-ssize_t cp_real_sendfile64(int out, int in, off64_t *offset, size_t count)
+CP_CHILD ssize_t cp_real_sendfile64(int out, int in, off64_t *offset, size_t count)
 {
 	ssize_t (*f)(int, int, off64_t *, size_t) = REAL(sendfile64, ssize_t (*)(int, int, off64_t *, size_t));
 	return f ? f(out, in, offset, count) : syscall(SYS_sendfile, out, in, offset, count);
@@ -304,7 +304,7 @@ ssize_t cp_real_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t 
 
 /* ---- signals ---- */
 
-CP_UNINSTRUMENTED int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+CP_CHILD CP_UNINSTRUMENTED int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	int (*f)(int, const struct sigaction *, struct sigaction *) =
 		REAL(sigaction, int (*)(int, const struct sigaction *, struct sigaction *));
@@ -324,7 +324,7 @@ static const char *const sigfn_names[CP_SIGFN_COUNT] = {
 };
 static _Atomic(void *) sigfn_slots[CP_SIGFN_COUNT] CP_HOT_DATA(00); /* resolved at every start */
 
-CP_UNINSTRUMENTED void *cp_real_sigfn(enum cp_sigfn which)
+CP_CHILD CP_UNINSTRUMENTED void *cp_real_sigfn(enum cp_sigfn which)
 {
 	return resolve(&sigfn_slots[which], sigfn_names[which]);
 }

@@ -51,7 +51,7 @@ static void futex_wake_all(atomic_int *w)
 	(void)cp_real_syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-void cp_refs_gate_enter(void)
+CP_CHILD void cp_refs_gate_enter(void)
 {
 	/* Alone, this thread cannot be racing a fork: only a fork from its own signal handler could
 	 * come, and that one waits for no reader (counted_in stays false, readers at 0: they are
@@ -79,7 +79,7 @@ void cp_refs_gate_enter(void)
 	}
 }
 
-void cp_refs_gate_leave(void)
+CP_CHILD void cp_refs_gate_leave(void)
 {
 	if (cp_single_threaded())
 		return;
@@ -143,7 +143,7 @@ bool cp_refs_tracking(void)
 /* What the release of this process's last descriptor of s means. A socket given away keeps its
  * count in the shared table: the receiver holds it where the shim cannot see, so the other
  * processes that hold it must never come to act on it either. */
-static enum cp_last last_in_process(struct cp_sock *s)
+CP_CHILD static enum cp_last last_in_process(struct cp_sock *s)
 {
 	if (!tracking)
 		return CP_LAST;
@@ -156,14 +156,14 @@ static enum cp_last last_in_process(struct cp_sock *s)
 	return CP_LAST;
 }
 
-enum cp_last cp_refs_release(struct cp_sock *s)
+CP_CHILD enum cp_last cp_refs_release(struct cp_sock *s)
 {
 	if (!cp_sock_unref_is_last(s))
 		return CP_NOT_LAST;
 	return last_in_process(s);
 }
 
-enum cp_last cp_refs_release_at_exit(struct cp_sock *s)
+CP_CHILD enum cp_last cp_refs_release_at_exit(struct cp_sock *s)
 {
 	/* every descriptor of s gives the same answer: the first one decides. A socket with one
 	 * descriptor, which the caller took, in a process with one thread: no other release can
@@ -259,7 +259,7 @@ static void note_given(int fd, int slot)
 		gl.overflow = true;
 }
 
-bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg)
+CP_CHILD bool cp_refs_release_given(void (*last)(int fd, void *arg), void *arg)
 {
 	if (!tracking || gl.overflow)
 		return false;
@@ -358,7 +358,7 @@ void cp_refs_fork_parent(void)
 		cp_refs_resume();
 }
 
-void cp_refs_fork_child(void)
+CP_CHILD void cp_refs_fork_child(void)
 {
 	/* the child is single-threaded, and its gate open (a fresh page): nothing to do unless it
 	 * was forked from a signal handler that interrupted a close, which is inside */
@@ -367,7 +367,7 @@ void cp_refs_fork_child(void)
 		atomic_store(&G.readers, 1);
 }
 
-pid_t cp_fork(void)
+CP_CHILD pid_t cp_fork(void)
 {
 	cp_init_ensure(); /* the atfork handlers are registered there */
 	void *me = self(), *expected = me;

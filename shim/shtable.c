@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shim/hot.h"
 #include "shim/ownfd.h"
 #include "shim/real.h"
 
@@ -157,7 +158,7 @@ int cp_sht_insert(uint64_t cookie, int count)
 	return -1;
 }
 
-int cp_sht_add(int slot, int delta)
+CP_CHILD int cp_sht_add(int slot, int delta)
 {
 	if (slots == NULL || slot < 0 || slot >= CP_SHT_SLOTS)
 		return 0;

@@ -110,7 +110,7 @@ static void unpack(const unsigned long w[REC_WORDS], struct sigaction *a)
 
 /* The published record (and the flags the kernel was asked for with it): the `cur` word it was
  * published under. Async-signal-safe, never waits. */
-static uint64_t snapshot(struct sigaction *out, long *kflags)
+CP_CHILD static uint64_t snapshot(struct sigaction *out, long *kflags)
 {
 	unsigned long w[REC_WORDS];
 	for (;;) {
@@ -160,7 +160,7 @@ static void unclaim(unsigned i)
 }
 
 /* Fill a claimed buffer (not yet visible: `cur` does not name it). */
-static void fill(unsigned i, const struct sigaction *a, long kflags)
+CP_CHILD static void fill(unsigned i, const struct sigaction *a, long kflags)
 {
 	unsigned long w[REC_WORDS];
 	pack(a, w);
@@ -184,7 +184,7 @@ enum cp_disp cp_sigdisp_of(const struct sigaction *a)
 
 /* Only the published handler's word, under the same check as snapshot(): asked by every write()
  * to a followed socket. */
-enum cp_disp cp_sigdisp_now(void)
+CP_CHILD enum cp_disp cp_sigdisp_now(void)
 {
 	for (;;) {
 		uint64_t c = atomic_load_explicit(&st.cur, memory_order_acquire);
@@ -205,7 +205,7 @@ const char *cp_disp_name(enum cp_disp d)
 /* ---- what the kernel gets ---- */
 
 /* The program's act as the kernel would keep it and sigaction() read it back. */
-static struct sigaction as_read_back(const struct sigaction *act)
+CP_CHILD static struct sigaction as_read_back(const struct sigaction *act)
 {
 	struct sigaction a = *act;
 	sigdelset(&a.sa_mask, SIGKILL);
@@ -221,7 +221,7 @@ static struct sigaction as_read_back(const struct sigaction *act)
 }
 
 /* The kernel's action for the program's action rec. */
-static struct sigaction kernel_action(const struct sigaction *rec)
+CP_CHILD static struct sigaction kernel_action(const struct sigaction *rec)
 {
 	int added = atomic_load_explicit(&st.learned, memory_order_acquire)
 			    ? atomic_load_explicit(&st.added_flags, memory_order_relaxed)
@@ -260,7 +260,7 @@ static void learn(int added, void (*restorer)(void))
 
 /* `got` is what the C library read back of an action it was asked for with `asked` flags and
  * handler: the flags it adds and its restorer are the rest. */
-static bool learn_from(const struct sigaction *got, void *handler, long asked)
+CP_CHILD static bool learn_from(const struct sigaction *got, void *handler, long asked)
 {
 	if (asked == KFLAGS_UNKNOWN || (void *)got->sa_handler != handler ||
 	    ((unsigned)got->sa_flags & (unsigned long)asked) != (unsigned long)asked)
@@ -280,7 +280,7 @@ static void *kernel_handler(const struct sigaction *rec)
 typedef bool (*change_fn)(const struct sigaction *cur, struct sigaction *next, const void *arg);
 
 /* One change, made whole (see the top). The record it replaced in *old. */
-static int change(change_fn fn, const void *arg, struct sigaction *old)
+CP_CHILD static int change(change_fn fn, const void *arg, struct sigaction *old)
 {
 	int b = claim();
 	/* no other writer part-way (an outer one this interrupted): the kernel holds the published
@@ -358,7 +358,7 @@ static void end(const sigset_t *old, bool took)
 }
 
 /* A change by any writer: alone, as it is; with threads, under the lock, signals blocked. */
-static int change_any(change_fn fn, const void *arg, struct sigaction *old)
+CP_CHILD static int change_any(change_fn fn, const void *arg, struct sigaction *old)
 {
 	if (cp_single_threaded())
 		return change(fn, arg, old);
@@ -470,14 +470,14 @@ void cp_sigdisp_init(void)
 
 /* ---- the program's calls ---- */
 
-static bool to_act(const struct sigaction *cur, struct sigaction *next, const void *act)
+CP_CHILD static bool to_act(const struct sigaction *cur, struct sigaction *next, const void *act)
 {
 	(void)cur;
 	*next = *(const struct sigaction *)act;
 	return true;
 }
 
-int cp_sigdisp_sigaction(const struct sigaction *act, struct sigaction *old)
+CP_CHILD int cp_sigdisp_sigaction(const struct sigaction *act, struct sigaction *old)
 {
 	cp_sigdisp_init();
 	struct sigaction prev;
@@ -518,7 +518,7 @@ void cp_sigdisp_kernel_default(void)
 }
 
 /* glibc's signal() (BSD semantics) and sysv_signal(), made on the record. */
-cp_handler_t cp_sigdisp_signal(cp_handler_t handler, bool sysv)
+CP_CHILD cp_handler_t cp_sigdisp_signal(cp_handler_t handler, bool sysv)
 {
 	if (handler == SIG_ERR) {
 		errno = EINVAL;

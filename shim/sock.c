@@ -68,7 +68,7 @@ struct cp_sock *cp_sock_new(void)
 	return s;
 }
 
-void cp_sock_release(struct cp_sock *s)
+CP_CHILD void cp_sock_release(struct cp_sock *s)
 {
 	struct cp_sock *head = atomic_load(&released);
 	do
@@ -76,12 +76,12 @@ void cp_sock_release(struct cp_sock *s)
 	while (!atomic_compare_exchange_weak(&released, &head, s));
 }
 
-void cp_sock_ref(struct cp_sock *s)
+CP_CHILD void cp_sock_ref(struct cp_sock *s)
 {
 	atomic_fetch_add(&s->refs, 1);
 }
 
-bool cp_sock_unref_is_last(struct cp_sock *s)
+CP_CHILD bool cp_sock_unref_is_last(struct cp_sock *s)
 {
 	return atomic_fetch_sub(&s->refs, 1) == 1;
 }
@@ -93,7 +93,7 @@ bool cp_sock_still_registered(int fd, const struct cp_sock *s)
 	return s->ident_peer.family == 0 || cp_info_peer_is(fd, &s->ident_peer, s->ident_port);
 }
 
-bool cp_sock_still_open_as(int fd, const struct cp_sock *s)
+CP_CHILD bool cp_sock_still_open_as(int fd, const struct cp_sock *s)
 {
 	if (s->cookie != 0 || s->ident_peer.family != 0)
 		return cp_sock_still_registered(fd, s);

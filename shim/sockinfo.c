@@ -2,6 +2,7 @@
  * <linux/tcp.h>, not <netinet/tcp.h>: glibc's struct tcp_info lacks tcpi_bytes_acked and
  * tcpi_bytes_received. The two headers conflict, so this file uses only the kernel's. */
 #include "shim/sockinfo.h"
+#include "shim/hot.h"
 
 #include <errno.h>
 #include <linux/sockios.h>
@@ -73,7 +74,7 @@ void cp_info_facts_missing(int fd, struct cp_socket_facts *f)
 		cp_info_addr((struct sockaddr *)&ss, len, &f->peer, &f->peer_port);
 }
 
-bool cp_info_peer_is(int fd, const struct cp_addr *addr, uint16_t port)
+CP_CHILD bool cp_info_peer_is(int fd, const struct cp_addr *addr, uint16_t port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
@@ -86,7 +87,7 @@ bool cp_info_peer_is(int fd, const struct cp_addr *addr, uint16_t port)
 	       memcmp(now.bytes, addr->bytes, sizeof now.bytes) == 0;
 }
 
-int cp_info_unread(int fd)
+CP_CHILD int cp_info_unread(int fd)
 {
 	int n;
 	return ioctl(fd, SIOCINQ, &n) == 0 ? n : -1;

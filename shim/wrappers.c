@@ -57,7 +57,7 @@ static int ebadf(void)
 
 /* fork: the counting itself runs in the atfork handlers (refs.c), which also cover
  * glibc-internal forks; the wrapper sees the return value, to undo the counts if it failed. */
-EXPORT pid_t fork(void)
+CP_CHILD EXPORT pid_t fork(void)
 {
 	cp_drain_before_fork();
 	return cp_fork();
@@ -218,13 +218,13 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 
 /* _exit and _Exit skip destructors: the exit work runs here (exit() reaches it through the
  * destructor in exitpath.c, and its own final _exit call is internal to libc). */
-EXPORT void _exit(int status)
+CP_CHILD EXPORT void _exit(int status)
 {
 	cp_exit_run();
 	cp_real__exit(status);
 }
 
-EXPORT void _Exit(int status)
+CP_CHILD EXPORT void _Exit(int status)
 {
 	cp_exit_run();
 	cp_real__exit(status);
@@ -245,7 +245,7 @@ EXPORT void closefrom(int lowfd)
 	cp_closefrom(lowfd);
 }
 
-EXPORT int shutdown(int fd, int how)
+CP_CHILD EXPORT int shutdown(int fd, int how)
 {
 	if (cp_track_is_shim_fd(fd))
 		return ebadf();
@@ -334,7 +334,7 @@ EXPORT int dup(int fd)
 	return n;
 }
 
-EXPORT int dup2(int oldfd, int newfd)
+CP_CHILD EXPORT int dup2(int oldfd, int newfd)
 {
 	if (cp_track_is_shim_fd(oldfd))
 		return ebadf();
@@ -445,7 +445,7 @@ EXPORT ssize_t sendfile(int out, int in, off_t *offset, size_t count)
 	return cp_sendfile(out, in, offset, count);
 }
 
-EXPORT ssize_t sendfile64(int out, int in, off64_t *offset, size_t count)
+CP_CHILD EXPORT ssize_t sendfile64(int out, int in, off64_t *offset, size_t count)
 {
 	return cp_sendfile64(out, in, offset, count);
 }
@@ -515,7 +515,7 @@ CP_UNINSTRUMENTED EXPORT int __sigaction(int sig, const struct sigaction *act, s
 	return cp_sigdisp_sigaction(act, old);
 }
 
-CP_UNINSTRUMENTED EXPORT cp_handler_t signal(int sig, cp_handler_t handler)
+CP_CHILD CP_UNINSTRUMENTED EXPORT cp_handler_t signal(int sig, cp_handler_t handler)
 {
 	if (sig != SIGPIPE)
 		return other_signal(CP_SIGFN_SIGNAL, sig, handler);

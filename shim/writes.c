@@ -170,7 +170,7 @@ CP_HOT static inline ssize_t write_marked(int fd, const void *buf, size_t n)
 	return r >= 0 ? r : marked_failed(&c, false);
 }
 
-static __attribute__((noinline)) ssize_t write_followed(int fd, struct cp_sock *s, const void *buf,
+CP_CHILD static __attribute__((noinline)) ssize_t write_followed(int fd, struct cp_sock *s, const void *buf,
 							 size_t n)
 {
 	if (s == CP_SOCK_SHIM)
@@ -255,7 +255,7 @@ ssize_t cp_sendfile(int out, int in, off_t *offset, size_t count)
 	return r >= 0 ? r : marked_failed(&c, false);
 }
 
-ssize_t cp_sendfile64(int out, int in, off64_t *offset, size_t count)
+CP_CHILD ssize_t cp_sendfile64(int out, int in, off64_t *offset, size_t count)
 {
 	if (cp_fd_get(out) == CP_SOCK_SHIM)
 		return ebadf();

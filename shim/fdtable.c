@@ -127,8 +127,17 @@ CP_CHILD int cp_fd_put(int fd, struct cp_sock *s, struct cp_sock **old)
 	return 0;
 }
 
-CP_CHILD void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_sock *s, void *arg),
-		   void *arg)
+/* Where the walk stands at fd: before the range (skip), past it (stop), or in it. */
+enum step { SKIP, STOP, VISIT };
+
+CP_CHILD static enum step step_at(unsigned fd, unsigned first, unsigned last)
+{
+	return fd < first ? SKIP : fd > last ? STOP : VISIT;
+}
+
+/* Every non-empty entry with first <= fd <= last, in increasing order, until visit says stop
+ * (then true). */
+CP_CHILD static bool walk(unsigned first, unsigned last, bool (*visit)(int fd, struct cp_sock *s, void *arg), void *arg)
 {
 	if (last >= TOP_SIZE * CHUNK_SIZE)
 		last = TOP_SIZE * CHUNK_SIZE - 1;
@@ -136,13 +145,12 @@ CP_CHILD void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, st
 		for (unsigned w = first >> 6; w < USED_WORDS && w <= last >> 6; w++)
 			for (uint64_t bits = atomic_load(&low_used[w]); bits != 0; bits &= bits - 1) {
 				unsigned fd = w << 6 | (unsigned)__builtin_ctzll(bits);
-				if (fd < first)
-					continue;
-				if (fd > last)
-					return;
+				enum step at = step_at(fd, first, last);
+				if (at == STOP)
+					return false;
 				struct cp_sock *s = atomic_load_explicit(&low[fd], memory_order_acquire);
-				if (s != NULL)
-					fn((int)fd, s, arg);
+				if (at == VISIT && s != NULL && visit((int)fd, s, arg))
+					return true;
 			}
 		first = CHUNK_SIZE;
 	}
@@ -152,52 +160,58 @@ CP_CHILD void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, st
 		entry_t *chunk = atomic_load_explicit(&top[c], memory_order_acquire);
 		if (mask == 0 || chunk == NULL)
 			continue;
-		for (unsigned g = 0; g < CHUNK_SIZE / GROUP_SIZE; g++) {
-			if (!(mask & (1u << g)))
-				continue;
-			for (unsigned i = g * GROUP_SIZE; i < (g + 1) * GROUP_SIZE; i++) {
-				unsigned fd = c << CHUNK_BITS | i;
-				if (fd < first)
-					continue;
-				if (fd > last)
-					return;
-				struct cp_sock *s = atomic_load_explicit(&chunk[i], memory_order_acquire);
-				if (s != NULL)
-					fn((int)fd, s, arg);
-			}
-		}
-	}
-}
-
-CP_CHILD bool cp_fd_ever_held_socket(void)
-{
-	return atomic_load(&held_socket);
-}
-
-CP_CHILD bool cp_fd_any(bool (*pred)(const struct cp_sock *s))
-{
-	for (unsigned w = 0; w < USED_WORDS; w++)
-		for (uint64_t bits = atomic_load(&low_used[w]); bits != 0; bits &= bits - 1) {
-			struct cp_sock *s = atomic_load_explicit(&low[w << 6 | (unsigned)__builtin_ctzll(bits)],
-								 memory_order_acquire);
-			if (s != NULL && s != CP_SOCK_SHIM && pred(s))
-				return true;
-		}
-	unsigned hi = atomic_load(&hi_chunk);
-	for (unsigned c = 1; c <= hi; c++) {
-		groups_t mask = atomic_load_explicit(&groups[c], memory_order_acquire);
-		entry_t *chunk = atomic_load_explicit(&top[c], memory_order_acquire);
-		if (mask == 0 || chunk == NULL)
-			continue;
 		for (unsigned i = 0; i < CHUNK_SIZE; i++) {
 			if (!(mask & (1u << (i >> GROUP_BITS)))) {
 				i |= GROUP_SIZE - 1;
 				continue;
 			}
+			enum step at = step_at(c << CHUNK_BITS | i, first, last);
+			if (at == STOP)
+				return false;
 			struct cp_sock *s = atomic_load_explicit(&chunk[i], memory_order_acquire);
-			if (s != NULL && s != CP_SOCK_SHIM && pred(s))
+			if (at == VISIT && s != NULL && visit((int)(c << CHUNK_BITS | i), s, arg))
 				return true;
 		}
 	}
 	return false;
+}
+
+struct each {
+	void (*fn)(int fd, struct cp_sock *s, void *arg);
+	void *arg;
+};
+
+CP_CHILD static bool call_each(int fd, struct cp_sock *s, void *arg)
+{
+	struct each *e = arg;
+	e->fn(fd, s, e->arg);
+	return false;
+}
+
+CP_CHILD void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_sock *s, void *arg),
+		   void *arg)
+{
+	struct each e = { fn, arg };
+	(void)walk(first, last, call_each, &e);
+}
+
+struct test {
+	bool (*pred)(const struct cp_sock *s);
+};
+
+CP_CHILD static bool holds(int fd, struct cp_sock *s, void *arg)
+{
+	(void)fd;
+	return s != CP_SOCK_SHIM && ((struct test *)arg)->pred(s);
+}
+
+CP_CHILD bool cp_fd_any(bool (*pred)(const struct cp_sock *s))
+{
+	struct test t = { pred };
+	return walk(0, ~0U, holds, &t);
+}
+
+CP_CHILD bool cp_fd_ever_held_socket(void)
+{
+	return atomic_load(&held_socket);
 }

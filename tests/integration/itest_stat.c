@@ -283,6 +283,13 @@ static void test_forked_children_count_in_the_servers_file(void **state)
 	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
 	assert_int_equal(h_json_num(h_json_get(out, "closes"), "graceful"), 2);
 	assert_int_equal(h_json_num(h_json_get(out, "drains"), "eof"), 2);
+	/* under their rule's one slot: the second child found the slot the first named (by its
+	 * name in the file: a child's hints are its parent's) and named no second one */
+	const char *web = h_json_get(h_json_get(out, "rules"), "web");
+	assert_int_equal(h_json_num(h_json_get(web, "closes"), "graceful"), 2);
+	const char *first = strstr(out, "\"web\"");
+	assert_non_null(first);
+	assert_null(strstr(first + 1, "\"web\""));
 	h_exit_ok(&p);
 	h_rundir_remove(&rd);
 }

@@ -176,7 +176,7 @@ static struct cp_ctr_file *slow(void)
 		if (f) {
 			fold_early(f);
 			__atomic_store_n(&inherited, f, __ATOMIC_RELEASE);
-			cp_ctr_made = f;
+			__atomic_store_n(&cp_ctr_made, f, __ATOMIC_RELEASE);
 		}
 		cp_errno_restore(saved);
 		return f ? f : &early;
@@ -388,7 +388,7 @@ CP_CHILD void cp_ctr_at_exit(void)
 {
 	/* a forked child made none (its fork handler cleared the mark): it reads no page more here.
 	 * The pid is still checked: a child of a raw clone() runs no fork handler */
-	struct cp_ctr_file *f = cp_ctr_made;
+	struct cp_ctr_file *f = __atomic_load_n(&cp_ctr_made, __ATOMIC_ACQUIRE);
 	if (f != NULL && PP.ctr_path[0] != '\0' && f->pid == (int)getpid())
 		unlink(PP.ctr_path);
 }

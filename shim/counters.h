@@ -54,8 +54,8 @@ void cp_ctr_at_exit(void);
 extern struct cp_ctr_file *cp_ctr_made;
 static inline void cp_ctr_forked_child(void)
 {
-	if (cp_ctr_made != NULL)
-		cp_ctr_made = NULL;
+	if (__atomic_load_n(&cp_ctr_made, __ATOMIC_RELAXED) != NULL)
+		__atomic_store_n(&cp_ctr_made, NULL, __ATOMIC_RELAXED);
 }
 
 static inline void cp_ctr_add(uint64_t *counter, uint64_t n)

@@ -172,6 +172,8 @@ static void graceful(int fd, struct cp_sock *s, struct cp_close_facts *c, bool l
 			cp_event_close_note(s, fd, &s->drain.note, &two);
 			cp_event_drain_into(&two, s, fd, 0, "eof", 0, 0);
 			cp_log_batch_flush(&two);
+		} else { /* counted all the same: the close was counted as a drain begun */
+			cp_event_drain(s, fd, 0, "eof", 0, 0);
 		}
 		release_number(fd, r);
 		cp_sock_release(s);

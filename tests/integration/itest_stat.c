@@ -6,6 +6,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +22,7 @@
 
 static time_t test_began;
 
-#define POLICY                                    \
-	"version: 1\n"                            \
+#define POLICY_RULES                              \
 	"sigpipe: ignore\n"                       \
 	"rules:\n"                                \
 	"  - name: web\n"                         \
@@ -29,6 +31,7 @@ static time_t test_began;
 	"  - name: out\n"                         \
 	"    match: {role: client}\n"             \
 	"    action: passthrough\n"
+#define POLICY "version: 1\n" POLICY_RULES
 
 #define GRACEFUL 3
 #define RISKY 2
@@ -89,12 +92,17 @@ static void reset_by_peer(struct h_proc *p, int port)
 	h_answer(p, "write %d = -1", fd);
 }
 
-/* step_server under POLICY with a run directory of its own: its port. */
-static int start(struct h_rundir *rd, struct h_proc *p)
+/* step_server under policy with a run directory of its own: its port. */
+static int start_under(struct h_rundir *rd, struct h_proc *p, const char *policy)
 {
 	h_rundir_make(rd);
-	h_spawn(p, POLICY, rd->env, "step_server", NULL);
+	h_spawn(p, policy, rd->env, "step_server", NULL);
 	return (int)h_expect(p, "port ", 5000);
+}
+
+static int start(struct h_rundir *rd, struct h_proc *p)
+{
+	return start_under(rd, p, POLICY);
 }
 
 static void test_stat_json_counts_exactly(void **state)
@@ -294,6 +302,54 @@ static void test_forked_children_count_in_the_servers_file(void **state)
 	h_rundir_remove(&rd);
 }
 
+/* The peer closed first: the server's graceful close finds its EOF already there (a peek) and
+ * closes at once. At level warn (no close line) the drain is counted all the same, as ended at
+ * eof, and nothing is left counted as draining (it was, once per such close). */
+static void test_peer_gone_close_counts_its_drain(void **state)
+{
+	(void)state;
+	struct h_rundir rd;
+	struct h_proc p;
+	int port = start_under(&rd, &p, "version: 1\nlog: {level: warn}\n" POLICY_RULES);
+	int c = h_connect(port, 0);
+	h_send_all(c, "hello", 5);
+	h_sayf(&p, "serve 5 100");
+	char line[64];
+	h_line(&p, line, sizeof line, 5000);
+	int fd = atoi(line + strlen("served "));
+	char buf[100];
+	size_t got = 0;
+	while (got < sizeof buf) {
+		ssize_t n = read(c, buf + got, sizeof buf - got);
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	assert_int_equal(shutdown(c, SHUT_WR), 0);
+	/* FIN_WAIT2: the server's kernel acknowledged the FIN, so its socket holds the EOF */
+	struct tcp_info ti;
+	for (int i = 0; i < 5000; i++) {
+		socklen_t len = sizeof ti;
+		assert_int_equal(getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+		if (ti.tcpi_state == TCP_FIN_WAIT2)
+			break;
+		poll(NULL, 0, 1); /* the ACK is a loopback delivery away */
+	}
+	assert_int_equal(ti.tcpi_state, TCP_FIN_WAIT2);
+	h_sayf(&p, "close %d", fd);
+	h_answer(&p, "close %d = 0 0", fd);
+	struct h_read r = h_read_to_end(c, 5000);
+	assert_int_equal(r.err, 0);
+	close(c);
+	char cmd[64], out[8192];
+	snprintf(cmd, sizeof cmd, "stat --json %d", (int)p.pid);
+	assert_int_equal(h_cp(&rd, cmd, out, sizeof out), 0);
+	assert_int_equal(h_json_num(h_json_get(out, "closes"), "graceful"), 1);
+	assert_int_equal(h_json_num(h_json_get(out, "drains"), "eof"), 1);
+	assert_int_equal(h_json_num(out, "draining"), 0);
+	h_exit_ok(&p);
+	h_rundir_remove(&rd);
+}
+
 /* top in a terminal (a tmux pane of 80 columns): the process's line appears, p sorts by PID,
  * nothing is wider than the terminal, q quits. */
 static void test_top_in_a_terminal(void **state)
@@ -332,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_prometheus_parses),
 		cmocka_unit_test(test_stale_files_removed),
 		cmocka_unit_test(test_forked_children_count_in_the_servers_file),
+		cmocka_unit_test(test_peer_gone_close_counts_its_drain),
 		cmocka_unit_test(test_top_in_a_terminal),
 	};
 	test_began = time(NULL);

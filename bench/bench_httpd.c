@@ -2,9 +2,11 @@
  * 10 kB page, bare, with an object that does nothing preloaded (the anchor: what any preloaded
  * object costs a process per fork), with the floor preloaded (bench/anchor/floor.c: the least an
  * object can do to keep the same promise on these closes, observe only and graceful), under the
- * shim with no policy (observe only) and with a graceful policy, in interleaved rounds. Client threads each open a connection per request (HTTP/1.0), read the
- * whole answer to EOF and count it when the body was all there. Figures: requests per second,
- * the medians and the ratios against bare. Skipped, saying so, when busybox is not installed. */
+ * shim with no policy (observe only) and with a graceful policy, in interleaved rounds. Client
+ * threads each open a connection per request (HTTP/1.0), read the whole answer to EOF and count
+ * it when the body was all there. Figures: requests per second, the medians and the ratios
+ * against bare, and the shim's against the floor. Skipped, saying so, when busybox is not
+ * installed. */
 #include "bench/common.h"
 
 #include <arpa/inet.h>

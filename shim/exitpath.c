@@ -86,7 +86,8 @@ int cp_exit_linger_s(const struct cp_exit_set *set, uint32_t linger_s)
 	return (int)(linger_s < left_s ? linger_s : left_s);
 }
 
-CP_CHILD static void finish(struct cp_exit_set *set, size_t i, const char *outcome, bool eof, int err, uint64_t now)
+CP_CHILD static void finish(struct cp_exit_set *set, size_t i, const char *outcome, bool eof, int err,
+			    uint64_t now)
 {
 	struct exit_drain *d = drain_at(set, i);
 	cp_event_drain(d->s, d->fd, d->bytes, outcome, (now - d->start_ns) / 1000000u, err);

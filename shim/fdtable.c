@@ -137,7 +137,8 @@ CP_CHILD static enum step step_at(unsigned fd, unsigned first, unsigned last)
 
 /* Every non-empty entry with first <= fd <= last, in increasing order, until visit says stop
  * (then true). */
-CP_CHILD static bool walk(unsigned first, unsigned last, bool (*visit)(int fd, struct cp_sock *s, void *arg), void *arg)
+CP_CHILD static bool walk(unsigned first, unsigned last, bool (*visit)(int fd, struct cp_sock *s, void *arg),
+			  void *arg)
 {
 	if (last >= TOP_SIZE * CHUNK_SIZE)
 		last = TOP_SIZE * CHUNK_SIZE - 1;
@@ -188,8 +189,8 @@ CP_CHILD static bool call_each(int fd, struct cp_sock *s, void *arg)
 	return false;
 }
 
-CP_CHILD void cp_fd_foreach(unsigned first, unsigned last, void (*fn)(int fd, struct cp_sock *s, void *arg),
-		   void *arg)
+CP_CHILD void cp_fd_foreach(unsigned first, unsigned last,
+			    void (*fn)(int fd, struct cp_sock *s, void *arg), void *arg)
 {
 	struct each e = { fn, arg };
 	(void)walk(first, last, call_each, &e);

@@ -304,7 +304,8 @@ ssize_t cp_real_splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t 
 
 /* ---- signals ---- */
 
-CP_CHILD CP_UNINSTRUMENTED int cp_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+CP_CHILD CP_UNINSTRUMENTED int cp_real_sigaction(int sig, const struct sigaction *act,
+						  struct sigaction *old)
 {
 	int (*f)(int, const struct sigaction *, struct sigaction *) =
 		REAL(sigaction, int (*)(int, const struct sigaction *, struct sigaction *));

@@ -170,8 +170,8 @@ CP_HOT static inline ssize_t write_marked(int fd, const void *buf, size_t n)
 	return r >= 0 ? r : marked_failed(&c, false);
 }
 
-CP_CHILD static __attribute__((noinline)) ssize_t write_followed(int fd, struct cp_sock *s, const void *buf,
-							 size_t n)
+CP_CHILD static __attribute__((noinline)) ssize_t write_followed(int fd, struct cp_sock *s,
+								  const void *buf, size_t n)
 {
 	if (s == CP_SOCK_SHIM)
 		return ebadf();

@@ -37,15 +37,23 @@ static time_t test_began;
 #define RISKY 2
 #define UNREAD 1000
 
-/* A served connection the peer reads to its end and closes: a graceful close ending in eof. */
-static void serve_graceful(struct h_proc *p, int port)
+/* A client's "hello", read by the server, which writes 100 bytes back: the server's descriptor
+ * of the connection (the client's in *client). */
+static int served(struct h_proc *p, int port, int *client)
 {
-	int c = h_connect(port, 0);
-	h_send_all(c, "hello", 5);
+	*client = h_connect(port, 0);
+	h_send_all(*client, "hello", 5);
 	h_sayf(p, "serve 5 100");
 	char line[64];
 	h_line(p, line, sizeof line, 5000);
-	int fd = atoi(line + strlen("served "));
+	return atoi(line + strlen("served "));
+}
+
+/* A served connection the peer reads to its end and closes: a graceful close ending in eof. */
+static void serve_graceful(struct h_proc *p, int port)
+{
+	int c;
+	int fd = served(p, port, &c);
 	h_sayf(p, "close %d", fd);
 	h_answer(p, "close %d = 0 0", fd);
 	struct h_read r = h_read_to_end(c, 5000);
@@ -270,13 +278,10 @@ static void test_forked_children_count_in_the_servers_file(void **state)
 	struct h_proc p;
 	int port = start(&rd, &p);
 	for (int i = 0; i < 2; i++) {
-		int c = h_connect(port, 0);
-		h_send_all(c, "hello", 5);
-		h_sayf(&p, "serve 5 100");
-		char line[64];
-		h_line(&p, line, sizeof line, 5000);
-		int fd = atoi(line + strlen("served "));
+		int c;
+		int fd = served(&p, port, &c);
 		h_sayf(&p, "handoff %d", fd);
+		char line[64];
 		h_expect_all_then_eof(c, 100); /* the child's drain ends at this EOF, then it exits */
 		h_line(&p, line, sizeof line, 5000);
 		int st = -1, child = 0;
@@ -311,12 +316,8 @@ static void test_peer_gone_close_counts_its_drain(void **state)
 	struct h_rundir rd;
 	struct h_proc p;
 	int port = start_under(&rd, &p, "version: 1\nlog: {level: warn}\n" POLICY_RULES);
-	int c = h_connect(port, 0);
-	h_send_all(c, "hello", 5);
-	h_sayf(&p, "serve 5 100");
-	char line[64];
-	h_line(&p, line, sizeof line, 5000);
-	int fd = atoi(line + strlen("served "));
+	int c;
+	int fd = served(&p, port, &c);
 	char buf[100];
 	size_t got = 0;
 	while (got < sizeof buf) {

@@ -10,7 +10,10 @@
  *  - observe only (the default): that close asks the kernel how much is unread (FIONREAD), the
  *    bytes an RST would lose, and says so when there are any;
  *  - graceful (CP_FLOOR_GRACEFUL=1 in the environment): that close sends the FIN and reads
- *    until the peer's EOF (at most 5 s of silence), synchronously, in the closing process.
+ *    until the peer's EOF, synchronously, in the closing process: a blocking read on a blocking
+ *    socket (busybox's), which a real drain could not afford (no bound on a silent peer: a bound
+ *    costs a call more), so this floor is if anything lower than the least a drain can cost;
+ *    a non-blocking socket waits in poll, 5 s of silence at most.
  *
  * The child's pages: this code (its first call), the page of the descriptor list it writes, and
  * the shared page of counts — the three any such object touches. */

@@ -189,15 +189,19 @@ static struct cp_ctr_file *slow(void)
 	return __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
 }
 
+/* The file counts go to, NULL when none is made yet: the last one made, by this process or an
+ * ancestor it was forked from (the process's own once it made one: slow() sets both), its
+ * parent's until then; read from a page a fork copies, so a forked child counts without
+ * touching its per-process page. &early when no file could be made. */
+CP_CHILD static struct cp_ctr_file *known(void)
+{
+	struct cp_ctr_file *f = __atomic_load_n(&inherited, __ATOMIC_ACQUIRE);
+	return f != NULL ? f : __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
+}
+
 CP_CHILD struct cp_ctr_file *cp_ctr(void)
 {
-	/* The last file made, by this process or an ancestor it was forked from: the process's own
-	 * once it made one (slow() sets both), its parent's until then. Read from a page a fork
-	 * copies, so a forked child counts without touching its per-process page. */
-	struct cp_ctr_file *f = __atomic_load_n(&inherited, __ATOMIC_ACQUIRE);
-	if (f != NULL)
-		return f;
-	f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE); /* &early: no file could be made */
+	struct cp_ctr_file *f = known();
 	return f != NULL ? f : slow();
 }
 
@@ -354,9 +358,7 @@ void cp_ctr_error(void)
 void cp_ctr_log_line(bool written)
 {
 	/* only once there is a file: the start-up's lines must not make one */
-	struct cp_ctr_file *f = __atomic_load_n(&inherited, __ATOMIC_ACQUIRE);
-	if (f == NULL)
-		f = __atomic_load_n(&PP.ctr_mine, __ATOMIC_ACQUIRE);
+	struct cp_ctr_file *f = known();
 	if (f == NULL)
 		f = &early;
 	cp_ctr_add(written ? &f->log_lines : &f->log_dropped, 1);
